@@ -1,0 +1,94 @@
+"""The small interface every exchange module implements, and what they all share.
+
+An exchange module (proj/exchanges/<name>.py) defines one subclass of `Exchange` and an
+instance named `EXCHANGE`. It knows its REST paths, its symbols both ways, and how to turn
+its bodies into records. It does no I/O: bytes in, records or CollectorError out.
+"""
+from __future__ import annotations
+
+import orjson
+
+from ..records import (CollectorError, bad_schema, check_candle, check_order_book,
+                       check_ticker, check_trade)
+
+_CHECKS = {"order_book": check_order_book, "trade": check_trade,
+           "ticker": check_ticker, "candle": check_candle}
+
+
+def decode_json(body: bytes):
+    """orjson is strict: NaN, Infinity and invalid UTF-8 are refused, as they should be."""
+    if not body.strip():
+        raise CollectorError("bad_json", "empty body")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise CollectorError("bad_json", str(exc)) from None
+
+
+class Exchange:
+    name: str = ""
+    rest_url: str = ""             # scheme://host, replaced by --base-url / COLLECTOR_<NAME>_REST_URL
+    timeframes: dict = {}          # unified timeframe -> the exchange's own value
+
+    # ---- what each exchange provides -------------------------------------------------
+    def to_exchange_symbol(self, symbol: str) -> str:
+        raise NotImplementedError
+
+    def from_exchange_symbol(self, market: str) -> str:
+        raise NotImplementedError
+
+    def rest_request(self, kind: str, symbol: str, timeframe: str | None = None,
+                     limit: int | None = None) -> tuple[str, dict]:
+        """(path, query) for one data type; CollectorError('unsupported') if it has none."""
+        raise NotImplementedError
+
+    def error_reason(self, doc) -> str | None:
+        """The exchange's own error message if `doc` is its error envelope, else None."""
+        return None
+
+    def parse_order_book(self, doc, symbol: str, received: int, limit: int | None) -> dict:
+        raise CollectorError("unsupported", f"{self.name} has no order book")
+
+    def parse_trades(self, doc, symbol: str, received: int, limit: int | None) -> list:
+        raise CollectorError("unsupported", f"{self.name} has no trades")
+
+    def parse_ticker(self, doc, symbol: str, received: int) -> dict:
+        raise CollectorError("unsupported", f"{self.name} has no ticker")
+
+    def parse_candles(self, doc, symbol: str, received: int, timeframe: str,
+                      limit: int | None) -> list:
+        raise CollectorError("unsupported", f"{self.name} has no candles")
+
+    # ---- shared -------------------------------------------------------------------------
+    def exchange_timeframe(self, timeframe: str | None):
+        if timeframe not in self.timeframes:
+            raise CollectorError("unsupported", f"{self.name} has no {timeframe!r} candles "
+                                 f"(it has {', '.join(self.timeframes)})")
+        return self.timeframes[timeframe]
+
+    def parse_rest(self, kind: str, body: bytes, symbol: str, received: int,
+                   timeframe: str | None = None, limit: int | None = None):
+        """A REST body to validated records: one dict (book, ticker) or a list (trades, candles)."""
+        doc = decode_json(body)
+        reason = self.error_reason(doc)
+        if reason is not None:
+            raise CollectorError("exchange_error", reason)
+        try:
+            if kind == "order_book":
+                result = self.parse_order_book(doc, symbol, received, limit)
+            elif kind == "trades":
+                result = self.parse_trades(doc, symbol, received, limit)
+            elif kind == "ticker":
+                result = self.parse_ticker(doc, symbol, received)
+            elif kind == "candles":
+                result = self.parse_candles(doc, symbol, received, timeframe, limit)
+            else:
+                raise CollectorError("unsupported", f"unknown data type {kind!r}")
+        except CollectorError:
+            raise
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            # the body is JSON but not the shape this exchange documents
+            raise bad_schema(f"{self.name} {kind}: unexpected shape ({type(exc).__name__}: {exc})") from None
+        for record in (result if isinstance(result, list) else (result,)):
+            _CHECKS[record["type"]](record)
+        return result
