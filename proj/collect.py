@@ -1,0 +1,130 @@
+"""Fetch → validate → publish as plain functions: the tasks, the CLI and the tests call these.
+
+`fetch_raw` is one HTTP attempt and decides what the answer means (status, content type,
+the exchange's error envelope); `normalize` is pure; `publish` writes the store. Retrying is
+the caller's: Celery's retry in the tasks, `fetch_records`' loop in the CLI, both waiting
+`retry_delay`.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import time
+
+from . import http, settings
+from .exchanges import get_exchange
+from .exchanges.base import decode_json
+from .records import KINDS, SYMBOL_RE, TIMEFRAMES, CollectorError
+
+log = logging.getLogger("collector")
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def check_request(exchange: str, kind: str, symbol: str, timeframe: str | None = None) -> dict:
+    """Normalize a request's arguments, or CollectorError('unsupported') saying what is wrong."""
+    exchange, symbol = (exchange or "").lower(), (symbol or "").upper()
+    get_exchange(exchange)
+    if kind not in KINDS:
+        raise CollectorError("unsupported", f"unknown type {kind!r} (one of {', '.join(KINDS)})")
+    if not SYMBOL_RE.fullmatch(symbol):
+        raise CollectorError("unsupported", f"symbol {symbol!r} is not BASE/QUOTE")
+    if kind == "candles":
+        timeframe = timeframe or "1h"
+        if timeframe not in TIMEFRAMES:
+            raise CollectorError("unsupported", f"unknown timeframe {timeframe!r}")
+    else:
+        timeframe = None
+    return {"exchange": exchange, "type": kind, "symbol": symbol, "timeframe": timeframe}
+
+
+def rest_base_url(exchange: str, override: str | None = None) -> str:
+    return (override or settings.rest_url(exchange, get_exchange(exchange).rest_url)).rstrip("/")
+
+
+def limits(timeout: float | None = None) -> http.Limits:
+    deadline = timeout or settings.fetch_timeout()
+    return http.Limits(read_timeout=deadline, deadline=deadline,
+                       max_bytes=settings.max_body_bytes())
+
+
+def fetch_raw(exchange: str, kind: str, symbol: str, timeframe: str | None = None,
+              limit: int | None = None, base_url: str | None = None,
+              timeout: float | None = None) -> dict:
+    """One attempt: the exchange's answer as {"body": text, "received": ms, ...} or CollectorError."""
+    request = check_request(exchange, kind, symbol, timeframe)
+    adapter = get_exchange(request["exchange"])
+    path, query = adapter.rest_request(kind, request["symbol"], request["timeframe"], limit)
+    response = http.get(rest_base_url(request["exchange"], base_url) + path, query, limits(timeout))
+    received = now_ms()
+    _check_response(adapter, response)
+    try:
+        body = response.body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CollectorError("bad_json", "body is not UTF-8") from None
+    return {**request, "limit": limit, "received": received, "body": body}
+
+
+def _check_response(adapter, response: http.Response) -> None:
+    status = response.status
+    if status in (429, 418):   # 418: Binance's "you ignored the 429s"
+        raise CollectorError("rate_limited", f"HTTP {status} from {response.url}", status=status,
+                             retry_after=response.retry_after())
+    if not 200 <= status < 300:
+        if response.is_json:
+            reason = _envelope_reason(adapter, response.body)
+            if reason is not None:
+                raise CollectorError("exchange_error", reason, status=status)
+        raise CollectorError("http_status", f"HTTP {status} from {response.url}", status=status)
+    if not response.is_json:
+        raise CollectorError("content_type", f"{response.content_type or 'no content type'} "
+                             f"from {response.url}, not JSON")
+
+
+def _envelope_reason(adapter, body: bytes) -> str | None:
+    try:
+        return adapter.error_reason(decode_json(body))
+    except CollectorError:
+        return None
+
+
+def normalize(raw: dict):
+    """The validate step: raw answer to records (dict or list), or CollectorError. Pure."""
+    adapter = get_exchange(raw["exchange"])
+    return adapter.parse_rest(raw["type"], raw["body"].encode("utf-8"), raw["symbol"],
+                              raw["received"], timeframe=raw.get("timeframe"),
+                              limit=raw.get("limit"))
+
+
+def retry_delay(error: CollectorError, retries_done: int) -> float:
+    """Exponential backoff with full jitter; never sooner than the exchange's Retry-After."""
+    ceiling = min(settings.backoff_cap(), settings.backoff_base() * 2 ** retries_done)
+    delay = random.uniform(0, ceiling)
+    if error.retry_after is not None:
+        delay = max(delay, min(error.retry_after, settings.backoff_cap()))
+    return delay
+
+
+def log_failure(error: CollectorError, attempt: int, final: bool, **context) -> None:
+    fields = " ".join(f"{k}={v}" for k, v in context.items() if v is not None)
+    log.warning("fetch %s err=%s attempt=%d %s detail=%s",
+                "failed" if final else "will retry", error.code, attempt, fields, error.detail)
+
+
+def fetch_records(exchange: str, kind: str, symbol: str, timeframe: str | None = None,
+                  limit: int | None = None, base_url: str | None = None,
+                  timeout: float | None = None, attempts: int | None = None):
+    """Fetch and validate in this process, retrying what can pass: records, or the error object."""
+    attempts = max(1, attempts or settings.fetch_attempts())
+    context = {"exchange": exchange, "symbol": symbol, "type": kind}
+    for attempt in range(1, attempts + 1):
+        try:
+            return normalize(fetch_raw(exchange, kind, symbol, timeframe, limit, base_url, timeout))
+        except CollectorError as error:
+            final = attempt == attempts or not error.retryable
+            log_failure(error, attempt, final, **context)
+            if final:
+                return error.to_dict(attempts=attempt, **context)
+            time.sleep(retry_delay(error, attempt - 1))
