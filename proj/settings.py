@@ -23,7 +23,7 @@ def data_dir() -> Path:
 
 
 def broker_url() -> str:
-    return _env("COLLECTOR_BROKER_URL", "filesystem://")
+    return _env("COLLECTOR_BROKER_URL", "filesystem://localhost/")
 
 
 def result_backend() -> str:
