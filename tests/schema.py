@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+SHARED = Path(os.environ.get("COLLECTOR_SHARED_DIR")
+              or Path(__file__).resolve().parent.parent.parent / "shared")
 SCHEMA_DIR = SHARED / "schema"
 FIXTURES = SHARED / "fixtures"
 _SCHEMA_OF = {"order_book": "order_book", "trade": "trade", "ticker": "ticker",
