@@ -1,0 +1,43 @@
+"""rtt: collector.fetch.delay(...).get() of a Bitstamp book from the simulator, beside a plain
+requests.get of the same URL and a trivial Celery task's round trip, interleaved in one run."""
+from __future__ import annotations
+
+import time
+
+import requests
+
+from .harness import Worker, median_ms, use_real_services
+
+
+def run(quick: bool = False) -> dict:
+    use_real_services()
+    from proj.celery import app
+    from proj.sim import Simulator
+    from tasks.fetch import fetch
+
+    runs = 30 if quick else 200
+    with Simulator(port=0).start() as sim, Worker(env={"COLLECTOR_BITSTAMP_REST_URL": sim.url}):
+        url = f"{sim.url}/api/v2/order_book/btcusd/"
+        session = requests.Session()
+        samples = {"requests.get": [], "celery no-op": [], "collector.fetch": []}
+        calls = {
+            "requests.get": lambda: session.get(url, timeout=10).content,
+            "celery no-op": lambda: app.send_task("celery.accumulate", args=[1]).get(timeout=30),
+            "collector.fetch": lambda: fetch.delay("bitstamp", "order_book", "BTC/USD").get(timeout=30),
+        }
+        for call in calls.values():
+            call()   # warm-up: connections, imports, caches
+        for _ in range(runs):   # interleaved, so drift in machine load hits all three alike
+            for name, call in calls.items():
+                started = time.perf_counter()
+                call()
+                samples[name].append(time.perf_counter() - started)
+    medians = {name: median_ms(values) for name, values in samples.items()}
+    floor = medians["requests.get"]
+    return {
+        "name": "rtt", "runs": runs, "unit": "ms",
+        "rows": [{"what": name, "median_ms": round(value, 3),
+                  "ratio_to_requests_get": round(value / floor, 2),
+                  "over_requests_get_ms": round(value - floor, 3)}
+                 for name, value in medians.items()],
+    }
