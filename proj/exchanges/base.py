@@ -6,6 +6,8 @@ its bodies into records. It does no I/O: bytes in, records or CollectorError out
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import orjson
 
 from ..records import (CollectorError, bad_schema, check_candle, check_order_book,
@@ -15,9 +17,9 @@ _CHECKS = {"order_book": check_order_book, "trade": check_trade,
            "ticker": check_ticker, "candle": check_candle}
 
 
-def decode_json(body: bytes):
+def decode_json(body: bytes | str):
     """orjson is strict: NaN, Infinity and invalid UTF-8 are refused, as they should be."""
-    if not body.strip():
+    if not body or not body.strip():
         raise CollectorError("bad_json", "empty body")
     try:
         return orjson.loads(body)
@@ -59,6 +61,31 @@ class Exchange:
                       limit: int | None) -> list:
         raise CollectorError("unsupported", f"{self.name} has no candles")
 
+    # ---- websocket rules (streamers use these; parse_ws runs in the worker) -------------
+    ws_url: str = ""                          # replaced by COLLECTOR_<NAME>_WS_URL
+    ws_types: tuple = ()                      # data types it streams: "trades", "order_book"
+    ws_heartbeat_interval: float | None = None   # seconds between the client's heartbeats
+
+    def ws_channels(self, symbols: list, types: list) -> list[str]:
+        """The channel names a subscription of symbols × types yields (silence is per channel)."""
+        raise CollectorError("unsupported", f"{self.name} has no websocket")
+
+    def ws_subscribe_messages(self, symbols: list, types: list) -> list[str]:
+        """Text frames to send after connecting, subscribing every symbol × type."""
+        raise CollectorError("unsupported", f"{self.name} has no websocket")
+
+    def ws_heartbeat_message(self) -> str | None:
+        return None
+
+    def ws_classify(self, text: str) -> tuple[str, str]:
+        """(what, channel) of a frame, cheaply and without normalizing it. `what` is one of
+        data, heartbeat, ack, reconnect (the server asks for a new connection), error, unknown."""
+        raise NotImplementedError
+
+    def parse_ws_doc(self, doc, received: int) -> list:
+        """A decoded data frame to records (parse_ws checks them)."""
+        raise NotImplementedError
+
     # ---- shared -------------------------------------------------------------------------
     def exchange_timeframe(self, timeframe: str | None):
         if timeframe not in self.timeframes:
@@ -73,7 +100,7 @@ class Exchange:
         reason = self.error_reason(doc)
         if reason is not None:
             raise CollectorError("exchange_error", reason)
-        try:
+        with _shape_errors(f"{self.name} {kind}"):
             if kind == "order_book":
                 result = self.parse_order_book(doc, symbol, received, limit)
             elif kind == "trades":
@@ -84,11 +111,29 @@ class Exchange:
                 result = self.parse_candles(doc, symbol, received, timeframe, limit)
             else:
                 raise CollectorError("unsupported", f"unknown data type {kind!r}")
-        except CollectorError:
-            raise
-        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
-            # the body is JSON but not the shape this exchange documents
-            raise bad_schema(f"{self.name} {kind}: unexpected shape ({type(exc).__name__}: {exc})") from None
-        for record in (result if isinstance(result, list) else (result,)):
-            _CHECKS[record["type"]](record)
+        _check_all(result if isinstance(result, list) else [result])
         return result
+
+    def parse_ws(self, text: str | bytes, received: int) -> list:
+        """A websocket data frame to validated records. Pure; CollectorError for a bad frame."""
+        doc = decode_json(text)
+        with _shape_errors(f"{self.name} websocket frame"):
+            records = self.parse_ws_doc(doc, received)
+        return _check_all(records)
+
+
+def _check_all(records: list) -> list:
+    for record in records:
+        _CHECKS[record["type"]](record)
+    return records
+
+
+@contextmanager
+def _shape_errors(what: str):
+    """JSON that is not the shape the exchange documents becomes bad_schema, not a crash."""
+    try:
+        yield
+    except CollectorError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise bad_schema(f"{what}: unexpected shape ({type(exc).__name__}: {exc})") from None

@@ -1,10 +1,19 @@
-"""Bitstamp (https://www.bitstamp.net/api/): REST v2 public market data.
+"""Bitstamp: REST v2 public market data (https://www.bitstamp.net/api/) and websocket v2
+(https://www.bitstamp.net/websocket/v2/).
 
 Markets are lowercase concatenations (btcusd); REST values are all strings, times in unix
 seconds except the order book's `microtimestamp`. Errors come as
 {"status": "error", "reason": ...}, sometimes with HTTP 200.
+Websocket: channels live_trades_{pair} (trades carry float `price`/`amount` beside the exact
+`price_str`/`amount_str`: only the strings are used) and order_book_{pair} (a top-100
+snapshot on every change). The client may send bts:heartbeat; the server may send
+bts:request_reconnect, after which it closes the connection (connections also end at 90 days).
 """
 from __future__ import annotations
+
+import re
+
+import orjson
 
 from ..records import (CollectorError, bad_schema, canon_decimal, canon_optional_amount,
                        canon_optional_price, canon_price, to_ms)
@@ -20,6 +29,9 @@ class Bitstamp(Exchange):
     timeframes = {"1m": 60, "3m": 180, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600,
                   "2h": 7200, "4h": 14400, "6h": 21600, "12h": 43200, "1d": 86400}
     max_candles = 1000
+    ws_url = "wss://ws.bitstamp.net"
+    ws_types = ("trades", "order_book")
+    ws_heartbeat_interval = 10.0
 
     def to_exchange_symbol(self, symbol: str) -> str:
         base, _, quote = symbol.partition("/")
@@ -60,6 +72,9 @@ class Bitstamp(Exchange):
         return None
 
     def parse_order_book(self, doc, symbol, received, limit):
+        return self._book(doc, symbol, received, limit)
+
+    def _book(self, doc, symbol, received, limit=None):
         bids, asks = doc["bids"], doc["asks"]
         if limit:
             bids, asks = bids[:limit], asks[:limit]
@@ -110,7 +125,46 @@ class Bitstamp(Exchange):
         candles.sort(key=lambda c: c["timestamp"])
         return candles[-limit:] if limit else candles
 
+    # ---- websocket ----------------------------------------------------------------------
+    def ws_channels(self, symbols, types):
+        return [_WS_CHANNELS[kind] + self.to_exchange_symbol(symbol)
+                for kind in types for symbol in symbols]
+
+    def ws_subscribe_messages(self, symbols, types):
+        return [orjson.dumps({"event": "bts:subscribe", "data": {"channel": channel}}).decode()
+                for channel in self.ws_channels(symbols, types)]
+
+    def ws_heartbeat_message(self):
+        return '{"event":"bts:heartbeat"}'
+
+    def ws_classify(self, text):
+        # A regex, not a parse: data payloads hold no "event" or "channel" keys of their own.
+        event, channel = _EVENT_RE.search(text), _CHANNEL_RE.search(text)
+        return (_WS_EVENTS.get(event.group(1), "unknown") if event else "unknown",
+                channel.group(1) if channel else "")
+
+    def parse_ws_doc(self, doc, received):
+        channel, event, data = doc["channel"], doc["event"], doc["data"]
+        if event == "trade" and channel.startswith(_WS_CHANNELS["trades"]):
+            symbol = self.from_exchange_symbol(channel[len(_WS_CHANNELS["trades"]):])
+            return [{
+                "type": "trade", "exchange": self.name, "symbol": symbol, "id": str(data["id"]),
+                "timestamp": to_ms(data["microtimestamp"], scale=1_000_000), "received": received,
+                "side": _SIDES[str(data["type"])],
+                "price": canon_price(data["price_str"]), "amount": canon_decimal(data["amount_str"]),
+            }]
+        if event == "data" and channel.startswith(_WS_CHANNELS["order_book"]):
+            symbol = self.from_exchange_symbol(channel[len(_WS_CHANNELS["order_book"]):])
+            return [self._book(data, symbol, received)]
+        raise bad_schema(f"unexpected bitstamp frame: event {event!r} on {channel!r}")
+
 
 _SIDES = {"0": "buy", "1": "sell"}
+_WS_CHANNELS = {"trades": "live_trades_", "order_book": "order_book_"}
+_WS_EVENTS = {"trade": "data", "data": "data", "bts:heartbeat": "heartbeat",
+              "bts:subscription_succeeded": "ack", "bts:unsubscription_succeeded": "ack",
+              "bts:request_reconnect": "reconnect", "bts:error": "error"}
+_EVENT_RE = re.compile(r'"event"\s*:\s*"([^"]*)"')
+_CHANNEL_RE = re.compile(r'"channel"\s*:\s*"([^"]*)"')
 
 EXCHANGE = Bitstamp()

@@ -1,4 +1,4 @@
-"""collectors.toml -> Celery beat schedule: one entry per (exchange, type, symbol) poll."""
+"""collectors.toml: what to poll (-> Celery beat schedule) and what to stream (-> streamers)."""
 from __future__ import annotations
 
 import tomllib
@@ -8,12 +8,40 @@ from pathlib import Path
 DEFAULT_INTERVAL = 10.0
 
 
+def _load(path: Path) -> dict:
+    if not path.exists():
+        return {}
+    with path.open("rb") as f:
+        return tomllib.load(f)
+
+
+def load_streams(path: Path) -> list[dict]:
+    """The [[stream]] tables: one websocket connection each (name defaults to the exchange)."""
+    config = _load(path)
+    defaults = config.get("defaults", {})
+    streams = []
+    for table in config.get("stream", []):
+        streams.append({
+            "name": table.get("name", table["exchange"]),
+            "exchange": table["exchange"],
+            "symbols": list(table["symbols"]),
+            "types": list(table.get("types", ["trades", "order_book"])),
+            "enabled": table.get("enabled", True),
+            "batch_size": int(table.get("batch_size", defaults.get("batch_size", 100))),
+            "batch_ms": float(table.get("batch_ms", defaults.get("batch_ms", 50))),
+            "max_silence": table.get("max_silence", defaults.get("max_silence")),
+        })
+    names = [s["name"] for s in streams]
+    duplicates = {n for n in names if names.count(n) > 1}
+    if duplicates:
+        raise ValueError(f"{path}: stream names must be unique ({', '.join(sorted(duplicates))}); "
+                         "give each [[stream]] a name")
+    return streams
+
+
 def load_polls(path: Path) -> list[dict]:
     """The [[poll]] tables of the file, one dict per poll; a missing file means no polls."""
-    if not path.exists():
-        return []
-    with path.open("rb") as f:
-        config = tomllib.load(f)
+    config = _load(path)
     defaults = config.get("defaults", {})
     polls = []
     for table in config.get("poll", []):

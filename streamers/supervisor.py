@@ -1,0 +1,288 @@
+"""The supervisor (the seed design's CollectorManager): one process per stream, restarted with
+exponential backoff when it dies, enabled, disabled and re-symboled at run time, and its status
+written to the shared state (proj.state) where `python -m proj streamers ...` reads it.
+
+Control goes through the shared state as well: the CLI pushes a command, the supervisor
+applies it within half a second and writes a reply. Redis (COLLECTOR_REDIS_URL) makes that
+work from any machine; without it, files under the data folder serve one machine.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import threading
+import time
+import uuid
+
+from proj import settings
+from proj.state import open_state
+
+from .connection import backoff_delay
+
+log = logging.getLogger("collector.streamers")
+
+STATUS_KEY = "streamers"
+COMMANDS = "supervisor"
+STALE_AFTER = 10.0   # seconds without a status write before a streamer's heartbeat is late
+STABLE_AFTER = 60.0  # a process up this long has recovered: its backoff starts afresh
+
+
+def run_streamer(config: dict) -> None:
+    """Entry point of a streamer process: frames go to the workers as collector.ingest tasks."""
+    from proj.celery import app
+
+    from .connection import Streamer
+
+    logging.basicConfig(level=settings.log_level(),
+                        format=f"%(asctime)s %(levelname)s streamer[{config['name']}] %(message)s")
+    state = open_state()
+    exchange = config["exchange"]
+
+    def send(frames):
+        app.send_task("collector.ingest", args=[exchange, frames])
+
+    streamer = Streamer(exchange, config["symbols"], config["types"], send, name=config["name"],
+                        ws_url=config.get("ws_url"), max_silence=config.get("max_silence"),
+                        batch_size=config.get("batch_size", 100), batch_ms=config.get("batch_ms", 50),
+                        on_stats=lambda snapshot: state.put(f"streamer:{config['name']}", snapshot))
+    signal.signal(signal.SIGTERM, lambda *_: streamer.stop())
+    streamer.run()
+
+
+class ManagedStreamer:
+    def __init__(self, config: dict):
+        self.config = dict(config)
+        self.should_be_running = bool(config.get("enabled", True))
+        self.auto_restart = True
+        self.process: multiprocessing.Process | None = None
+        self.status = "stopped" if self.should_be_running else "disabled"
+        self.restarts = 0
+        self.failures_in_a_row = 0
+        self.started_at: float | None = None
+        self.next_start_at = 0.0
+        self.last_restart_time: float | None = None
+        self.last_exit: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.config["name"]
+
+    def is_alive(self) -> bool:
+        return self.process is not None and self.process.is_alive()
+
+
+class Supervisor:
+    def __init__(self, streams: list[dict], state=None):
+        self.streamers = {s["name"]: ManagedStreamer(s) for s in streams}
+        self.state = state or open_state()
+        self.context = multiprocessing.get_context("spawn")   # no inherited sockets or locks
+        self.started = time.time()
+        self._stopping = threading.Event()
+
+    # ---- the loop -------------------------------------------------------------------------
+    def run(self) -> None:
+        log.info("supervisor: %d streams (%s)", len(self.streamers), ", ".join(self.streamers))
+        try:
+            while not self._stopping.is_set():
+                self.tick()
+                self._stopping.wait(0.5)
+        finally:
+            for streamer in self.streamers.values():
+                self._stop_process(streamer)
+            self.publish_status(running=False)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def tick(self) -> None:
+        for command in self.state.pop_commands(COMMANDS):
+            self.apply(command)
+        now = time.time()
+        for streamer in self.streamers.values():
+            self._tend(streamer, now)
+        self.publish_status()
+
+    def _tend(self, streamer: ManagedStreamer, now: float) -> None:
+        if not streamer.should_be_running:
+            if streamer.is_alive():
+                self._stop_process(streamer)
+            streamer.status = "disabled"
+            return
+        if streamer.is_alive():
+            streamer.status = "running"
+            if streamer.started_at and now - streamer.started_at > STABLE_AFTER:
+                streamer.failures_in_a_row = 0
+            return
+        if streamer.process is not None:   # it died
+            code = streamer.process.exitcode
+            streamer.process = None
+            streamer.last_exit = f"exit code {code}"
+            streamer.failures_in_a_row += 1
+            if not streamer.auto_restart:
+                streamer.status = "failed"
+                log.error("supervisor: %s died (%s); auto_restart is off", streamer.name, streamer.last_exit)
+                return
+            delay = backoff_delay(streamer.failures_in_a_row - 1, settings.reconnect_delay(),
+                                  settings.reconnect_delay_cap())
+            streamer.next_start_at = now + delay
+            streamer.status = "restarting"
+            log.warning("supervisor: %s died (%s); restarting in %.2fs", streamer.name,
+                        streamer.last_exit, delay)
+        if streamer.status == "failed" or now < streamer.next_start_at:
+            return
+        restarting = streamer.status == "restarting"
+        self._start_process(streamer)
+        if restarting:
+            streamer.restarts += 1
+            streamer.last_restart_time = now
+
+    def _start_process(self, streamer: ManagedStreamer) -> None:
+        streamer.process = self.context.Process(target=run_streamer, args=(streamer.config,),
+                                                name=f"streamer-{streamer.name}", daemon=True)
+        streamer.process.start()
+        streamer.started_at = time.time()
+        streamer.status = "running"
+        log.info("supervisor: started %s (pid %s)", streamer.name, streamer.process.pid)
+
+    def _stop_process(self, streamer: ManagedStreamer) -> None:
+        process, streamer.process = streamer.process, None
+        if process is None:
+            return
+        if process.is_alive():
+            process.terminate()          # SIGTERM: the streamer flushes its batch and closes
+            process.join(10)
+            if process.is_alive():
+                process.kill()
+                process.join(5)
+        streamer.status = "stopped"
+
+    # ---- control --------------------------------------------------------------------------
+    def apply(self, command: dict) -> dict:
+        name, verb = command.get("name"), command.get("command")
+        streamer = self.streamers.get(name)
+        if streamer is None:
+            reply = {"ok": False, "detail": f"no stream named {name!r} (have {', '.join(self.streamers)})"}
+        elif verb == "enable":
+            streamer.should_be_running, streamer.status, streamer.next_start_at = True, "stopped", 0
+            streamer.failures_in_a_row = 0
+            reply = {"ok": True, "detail": f"{name} enabled"}
+        elif verb == "disable":
+            streamer.should_be_running = False
+            self._stop_process(streamer)
+            streamer.status = "disabled"
+            reply = {"ok": True, "detail": f"{name} disabled"}
+        elif verb == "restart":
+            reply = self._restart(streamer, f"{name} restarted")
+        elif verb in ("add_symbol", "remove_symbol"):
+            symbol = (command.get("symbol") or "").upper()
+            symbols = streamer.config["symbols"]
+            if verb == "add_symbol" and symbol not in symbols:
+                symbols.append(symbol)
+            elif verb == "remove_symbol" and symbol in symbols and len(symbols) > 1:
+                symbols.remove(symbol)
+            else:
+                return self._reply(command, {"ok": False, "detail": f"{name}: nothing to do for {symbol}"})
+            reply = self._restart(streamer, f"{name} now streams {', '.join(symbols)}")
+        else:
+            reply = {"ok": False, "detail": f"unknown command {verb!r}"}
+        log.info("supervisor: %s %s: %s", verb, name, reply["detail"])
+        return self._reply(command, reply)
+
+    def _restart(self, streamer: ManagedStreamer, detail: str) -> dict:
+        self._stop_process(streamer)
+        if streamer.should_be_running:
+            self._start_process(streamer)
+            streamer.restarts += 1
+            streamer.last_restart_time = time.time()
+        return {"ok": True, "detail": detail}
+
+    def _reply(self, command: dict, reply: dict) -> dict:
+        if command.get("id"):
+            self.state.put(f"reply:{command['id']}", reply)
+        return reply
+
+    # ---- status ---------------------------------------------------------------------------
+    def get_status(self, name: str) -> dict:
+        streamer = self.streamers[name]
+        stats = self.state.get(f"streamer:{name}") or {}
+        now = time.time()
+        last_data = stats.get("last_message_time")
+        heartbeat = stats.get("updated") if streamer.is_alive() else None
+        return {
+            "name": name,
+            "exchange": streamer.config["exchange"],
+            "status": streamer.status,
+            "should_be_running": streamer.should_be_running,
+            "symbols": list(streamer.config["symbols"]),
+            "data_types": list(streamer.config["types"]),
+            "auto_restart": streamer.auto_restart,
+            "pid": streamer.process.pid if streamer.is_alive() else None,
+            "health": {
+                "time_since_heartbeat": round(now - heartbeat, 3) if heartbeat else None,
+                "time_since_data": round(now - last_data, 3) if last_data else None,
+                "max_silence_duration": float(streamer.config.get("max_silence") or settings.max_silence()),
+            },
+            "statistics": {
+                "messages_received": stats.get("messages_received", 0),
+                "messages_processed": stats.get("messages_processed", 0),
+                "errors": stats.get("errors", 0),
+                "restarts": streamer.restarts,
+                "uptime_seconds": round(now - streamer.started_at, 3) if streamer.is_alive() else 0.0,
+                "reconnect_attempts": stats.get("reconnect_attempts", 0),
+                "last_message_time": last_data,
+                "connection_uptime": stats.get("connection_uptime", 0.0),
+                "last_error": stats.get("last_error") or streamer.last_exit,
+                "last_restart_time": streamer.last_restart_time,
+            },
+        }
+
+    def get_health_status(self, name: str) -> dict:
+        status = self.get_status(name)
+        health, issues = status["health"], []
+        running = status["status"] == "running"
+        if status["should_be_running"] and not running:
+            issues.append(f"should be running but is {status['status']}")
+        if running and (health["time_since_heartbeat"] is None or health["time_since_heartbeat"] > STALE_AFTER):
+            issues.append("no heartbeat from the streamer process")
+        if running and (health["time_since_data"] is None
+                        or health["time_since_data"] > health["max_silence_duration"]):
+            issues.append("no data within the silence limit")
+        stats = status["statistics"]
+        return {
+            "is_healthy": not issues and status["should_be_running"],
+            "issues": issues,
+            "last_heartbeat": time.time() - health["time_since_heartbeat"] if health["time_since_heartbeat"] is not None else None,
+            "last_data_received": stats["last_message_time"],
+            "is_running": running,
+        }
+
+    def publish_status(self, running: bool = True) -> None:
+        collectors = {}
+        for name in self.streamers:
+            collectors[name] = self.get_status(name)
+            collectors[name]["health_status"] = self.get_health_status(name)
+        self.state.put(STATUS_KEY, {"updated": time.time(), "supervisor_running": running,
+                                    "started": self.started, "collectors": collectors})
+
+
+# ---- what the CLI uses ----------------------------------------------------------------------
+def send_command(command: str, name: str, symbol: str | None = None, wait: float = 15.0,
+                 state=None) -> dict:
+    """Ask the running supervisor; its reply, or a timeout error if none is running."""
+    state = state or open_state()
+    command_id = uuid.uuid4().hex
+    state.push_command(COMMANDS, {"id": command_id, "command": command, "name": name,
+                                  "symbol": symbol})
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        reply = state.get(f"reply:{command_id}")
+        if reply is not None:
+            state.delete(f"reply:{command_id}")
+            return reply
+        time.sleep(0.1)
+    return {"ok": False, "detail": f"no supervisor answered within {wait:g}s (is `python -m streamers` running?)"}
+
+
+def read_status(state=None) -> dict | None:
+    return (state or open_state()).get(STATUS_KEY)
