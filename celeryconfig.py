@@ -8,7 +8,7 @@ import os
 from kombu import Exchange, Queue
 
 from proj import settings
-from proj.schedule import beat_schedule as _beat_schedule
+from proj.config import beat_schedule as _beat_schedule
 
 _data = settings.data_dir()
 
@@ -30,6 +30,8 @@ if result_backend.startswith("file://"):
     os.makedirs(result_backend[len("file://"):], exist_ok=True)
 
 broker_connection_retry_on_startup = True
+# A backstop: no task may hang a worker process; fetches end long before on their deadline.
+task_time_limit = 600
 
 # JSON only: a broker message must never be able to run code.
 task_serializer = "json"
@@ -47,21 +49,25 @@ task_ignore_result = False
 worker_send_task_events = True   # Flower
 task_send_sent_event = True
 
-task_default_queue = "fetch"
+# Backend requests use Celery's default queue name, so that a backend's plain
+# Celery(broker=..., backend=...) reaches collector.fetch with send_task and no routing.
+task_default_queue = "celery"
 task_queues = (
-    Queue("fetch", Exchange("fetch"), routing_key="fetch"),        # backend request-response
+    Queue("celery", Exchange("celery"), routing_key="celery"),     # backend request-response
     Queue("poll", Exchange("poll"), routing_key="poll"),           # beat polls: fetch, validate
     Queue("publish", Exchange("publish"), routing_key="publish"),  # store writes
+    Queue("ingest", Exchange("ingest"), routing_key="ingest"),     # streamed frame batches
 )
 task_routes = {
-    "collector.fetch": {"queue": "fetch"},
+    "collector.fetch": {"queue": "celery"},
     "collector.poll": {"queue": "poll"},
     "collector.poll.fetch": {"queue": "poll"},
     "collector.poll.validate": {"queue": "poll"},
     "collector.poll.publish": {"queue": "publish"},
+    "collector.ingest": {"queue": "ingest"},
 }
 
-imports = ("tasks.fetch", "tasks.poll")
+imports = ("tasks.fetch", "tasks.poll", "tasks.ingest")
 
 beat_schedule = _beat_schedule(settings.collectors_file())
 beat_schedule_filename = str(_data / "celerybeat-schedule")

@@ -28,7 +28,7 @@ def use_real_services() -> None:
 class Worker:
     """A Celery worker subprocess, stopped on exit."""
 
-    def __init__(self, queues: str = "fetch,poll,publish", concurrency: int = 2,
+    def __init__(self, queues: str = "celery,poll,publish,ingest", concurrency: int = 2,
                  pool: str = "prefork", env: dict | None = None):
         self.log = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-worker-{uuid.uuid4().hex[:6]}.log"
         cmd = [sys.executable, "-m", "celery", "-A", "proj", "worker", "--loglevel", "WARNING",

@@ -1,6 +1,5 @@
-"""Market-data collector: the Celery app and the core (see README.md)."""
-# The Celery docs' layout: importing the package makes the app available as proj.celery_app,
-# so `celery -A proj worker` finds it.
-from .celery import app as celery_app
+"""Market-data collector: the Celery app (proj.celery) and the core (see README.md).
 
-__all__ = ("celery_app",)
+Empty on purpose: importing the parsers or records must not load Celery; `celery -A proj`
+finds the app in proj.celery by itself.
+"""

@@ -1,4 +1,4 @@
-"""The command line: python -m proj {fetch,run,demo,sim} (see README.md)."""
+"""The command line: python -m proj {fetch,stream,run,demo,sim,streamers} (see README.md)."""
 from __future__ import annotations
 
 import argparse
@@ -31,6 +31,23 @@ def main(argv: list[str] | None = None) -> int:
     fetch.add_argument("--timeout", type=float, help="seconds one attempt may take in all")
     fetch.add_argument("--attempts", type=int, help="attempts for what can pass on retry")
 
+    stream = commands.add_parser("stream", help="one websocket stream in this process, records "
+                                 "as JSON lines on stdout (no broker)")
+    stream.add_argument("exchange")
+    stream.add_argument("symbol", nargs="+", help="BASE/QUOTE, one or more")
+    stream.add_argument("--types", default="trades,order_book",
+                        help="comma-separated: trades, order_book (default both)")
+    stream.add_argument("--ws-url", help="the websocket URL (default the exchange's, or "
+                        "COLLECTOR_<EXCHANGE>_WS_URL)")
+    stream.add_argument("--seconds", type=float, help="stop after this many seconds")
+
+    control = commands.add_parser("streamers", help="ask the running streamer supervisor")
+    control.add_argument("action", choices=("status", "enable", "disable", "restart",
+                                            "add-symbol", "remove-symbol"))
+    control.add_argument("name", nargs="?", help="the stream's name (collectors.toml)")
+    control.add_argument("symbol", nargs="?", help="for add-symbol / remove-symbol")
+    control.add_argument("--json", action="store_true", help="status as JSON")
+
     for name, text in (("run", "worker, beat and Flower on this machine until Ctrl-C"),
                        ("demo", "the same against the exchange simulator, showing rows arrive")):
         cmd = commands.add_parser(name, help=text)
@@ -46,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if args.command == "fetch":
         return command_fetch(args)
+    if args.command == "stream":
+        return command_stream(args)
+    if args.command == "streamers":
+        return command_streamers(args)
     if args.command == "sim":
         from .sim import main as sim_main
         return sim_main(args.sim_args) or 0
@@ -61,21 +82,96 @@ def command_fetch(args) -> int:
     return 1 if isinstance(result, dict) and "err" in result else 0
 
 
+def command_stream(args) -> int:
+    from streamers.connection import Streamer
+
+    from .ingest import normalize_frames
+    out = sys.stdout.buffer
+
+    def print_records(frames):   # the worker's parsing, run here instead of in a worker
+        records, _ = normalize_frames(args.exchange, frames)
+        for record in records:
+            out.write(orjson.dumps(record) + b"\n")
+        out.flush()
+
+    streamer = Streamer(args.exchange, [s.upper() for s in args.symbol],
+                        [t.strip() for t in args.types.split(",") if t.strip()], print_records,
+                        ws_url=args.ws_url, batch_size=1)
+    signal.signal(signal.SIGTERM, lambda *_: streamer.stop())
+    try:
+        streamer.run(seconds=args.seconds)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def command_streamers(args) -> int:
+    from streamers.supervisor import read_status, send_command
+    if args.action == "status":
+        status = read_status()
+        if args.json:
+            sys.stdout.buffer.write(orjson.dumps(status, option=orjson.OPT_INDENT_2) + b"\n")
+            return 0 if status else 1
+        return _print_streamers_status(status)
+    if not args.name:
+        print(f"streamers {args.action} needs a stream name", file=sys.stderr)
+        return 2
+    reply = send_command(args.action.replace("-", "_"), args.name, args.symbol)
+    print(reply["detail"], file=sys.stderr if not reply["ok"] else sys.stdout)
+    return 0 if reply["ok"] else 1
+
+
+def _print_streamers_status(status) -> int:
+    if not status:
+        print("no supervisor has reported yet (start it with `python -m streamers` or `run`)")
+        return 1
+    age = time.time() - status["updated"]
+    if not status.get("supervisor_running") or age > 10:
+        print(f"supervisor not running (last report {age:.0f}s ago)")
+    rows = [("stream", "status", "healthy", "data age", "received", "processed", "errors",
+             "reconnects", "restarts", "symbols")]
+    for name, c in sorted(status["collectors"].items()):
+        stats, health = c["statistics"], c["health"]
+        data_age = health["time_since_data"]
+        rows.append((name, c["status"], "yes" if c["health_status"]["is_healthy"] else "NO",
+                     f"{data_age:.1f}s" if data_age is not None else "-",
+                     str(stats["messages_received"]), str(stats["messages_processed"]),
+                     str(stats["errors"]), str(stats["reconnect_attempts"]), str(stats["restarts"]),
+                     ",".join(c["symbols"])))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
+    for name, c in sorted(status["collectors"].items()):
+        for issue in c["health_status"]["issues"]:
+            print(f"{name}: {issue}")
+    return 0
+
+
 def command_run(args, demo: bool) -> int:
     env = dict(os.environ)
-    simulator = None
+    simulator = subscriber = None
     if demo:
         from .sim import Simulator
         simulator = Simulator(host="127.0.0.1", port=0).start()
-        env["COLLECTOR_BITSTAMP_REST_URL"] = simulator.url
+        for exchange in _simulated_exchanges():
+            env[f"COLLECTOR_{exchange.upper()}_REST_URL"] = simulator.url
+            env[f"COLLECTOR_{exchange.upper()}_WS_URL"] = simulator.ws_url_for(exchange)
         env.setdefault("COLLECTOR_DATA_DIR", str(settings.data_dir() / "demo"))
-        print(f"simulator serving Bitstamp at {simulator.url}", file=sys.stderr)
+        if not env.get("COLLECTOR_REDIS_URL") and _redis_answers(DEMO_REDIS_URL):
+            env["COLLECTOR_REDIS_URL"] = DEMO_REDIS_URL
+        print(f"simulator serving REST at {simulator.url}, websockets at {simulator.ws_url}",
+              file=sys.stderr)
     os.environ.update(env)   # the row counter below reads the same store as the workers
+    if demo and settings.redis_url():
+        subscriber = _RedisSubscriber(settings.redis_url())
+    elif demo:
+        print("no Redis at COLLECTOR_REDIS_URL or 127.0.0.1:6379: live fan-out is off",
+              file=sys.stderr)
     celery = [sys.executable, "-m", "celery", "-A", "proj"]
     data = settings.data_dir()
     data.mkdir(parents=True, exist_ok=True)
     services = {
-        "worker": celery + ["worker", "--loglevel", settings.log_level(), "-Q", "fetch,poll,publish",
+        "worker": celery + ["worker", "--loglevel", settings.log_level(), "-Q", "celery,poll,publish,ingest",
                             "--concurrency", str(args.concurrency), "-n", "collector@%h"],
         "beat": celery + ["beat", "--loglevel", settings.log_level(),
                           "--schedule", str(data / "celerybeat-schedule")],
@@ -84,6 +180,7 @@ def command_run(args, demo: bool) -> int:
         # loopback only: Flower can revoke tasks and shut workers down
         services["flower"] = celery + ["flower", "--address=127.0.0.1", f"--port={FLOWER_PORT}",
                                        "--persistent=True", f"--db={data / 'flower.db'}"]
+    services["streamers"] = [sys.executable, "-m", "streamers"]
     children = {name: subprocess.Popen(cmd, env=env, cwd=settings.PROJECT_DIR,
                                        start_new_session=True)
                 for name, cmd in services.items()}
@@ -105,13 +202,62 @@ def command_run(args, demo: bool) -> int:
             time.sleep(1)
             if demo and int(time.monotonic() - started) % 5 == 0:
                 _print_row_counts()
+                if subscriber is not None:
+                    subscriber.print_and_reset()
     except KeyboardInterrupt:
         pass
     finally:
         _stop_children(children)
+        if subscriber is not None:
+            subscriber.stop()
         if simulator is not None:
             simulator.stop()
     return 0
+
+
+DEMO_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def _simulated_exchanges() -> list[str]:
+    from .exchanges import exchange_names
+    return exchange_names()
+
+
+def _redis_answers(url: str) -> bool:
+    import redis
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
+    except redis.RedisError:
+        return False
+
+
+class _RedisSubscriber:
+    """What a live consumer sees: counts of records arriving on collector:* channels."""
+
+    def __init__(self, url: str):
+        import threading
+        from collections import Counter
+
+        import redis
+        self.counts = Counter()
+        self.lock = threading.Lock()
+        self.pubsub = redis.Redis.from_url(url).pubsub(ignore_subscribe_messages=True)
+        self.pubsub.psubscribe(**{"collector:*": self._on_message})
+        self.thread = self.pubsub.run_in_thread(sleep_time=0.2, daemon=True)
+
+    def _on_message(self, message) -> None:
+        _, exchange, kind, symbol = message["channel"].decode().split(":", 3)
+        with self.lock:
+            self.counts[f"{exchange} {kind} {symbol}"] += 1
+
+    def print_and_reset(self) -> None:
+        with self.lock:
+            counts, self.counts = dict(self.counts), type(self.counts)()
+        text = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "nothing yet"
+        print(f"redis subscriber (collector:*), last 5s: {text}", file=sys.stderr)
+
+    def stop(self) -> None:
+        self.thread.stop()
 
 
 def _print_row_counts() -> None:
@@ -125,6 +271,8 @@ def _print_row_counts() -> None:
 
 
 def _stop_children(children: dict) -> None:
+    # a second Ctrl-C must not abandon the children half-stopped (they are in their own sessions)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # a warm shutdown first (SIGTERM): the worker finishes what it runs, acks_late keeps the rest
     for proc in children.values():
         if proc.poll() is None:

@@ -23,8 +23,25 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def check_request(exchange: str, kind: str, symbol: str, timeframe: str | None = None) -> dict:
+def _positive(name: str, value, kind=int):
+    """None, or a positive number of the right kind; a backend's "5" is refused, not guessed."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int) \
+            or value <= 0:
+        raise CollectorError("unsupported", f"{name} must be a positive {kind.__name__}, "
+                             f"not {value!r:.40}")
+    return value
+
+
+def check_request(exchange: str, kind: str, symbol: str, timeframe: str | None = None,
+                  limit=None, timeout=None, attempts=None) -> dict:
     """Normalize a request's arguments, or CollectorError('unsupported') saying what is wrong."""
+    _positive("limit", limit)
+    _positive("timeout", timeout, float)
+    _positive("attempts", attempts)
+    if not all(isinstance(v, str) for v in (exchange, kind, symbol)):
+        raise CollectorError("unsupported", "exchange, type and symbol must be strings")
     exchange, symbol = (exchange or "").lower(), (symbol or "").upper()
     get_exchange(exchange)
     if kind not in KINDS:
@@ -54,7 +71,7 @@ def fetch_raw(exchange: str, kind: str, symbol: str, timeframe: str | None = Non
               limit: int | None = None, base_url: str | None = None,
               timeout: float | None = None) -> dict:
     """One attempt: the exchange's answer as {"body": text, "received": ms, ...} or CollectorError."""
-    request = check_request(exchange, kind, symbol, timeframe)
+    request = check_request(exchange, kind, symbol, timeframe, limit, timeout)
     adapter = get_exchange(request["exchange"])
     path, query = adapter.rest_request(kind, request["symbol"], request["timeframe"], limit)
     response = http.get(rest_base_url(request["exchange"], base_url) + path, query, limits(timeout))
@@ -103,8 +120,16 @@ def retry_delay(error: CollectorError, retries_done: int) -> float:
     ceiling = min(settings.backoff_cap(), settings.backoff_base() * 2 ** retries_done)
     delay = random.uniform(0, ceiling)
     if error.retry_after is not None:
-        delay = max(delay, min(error.retry_after, settings.backoff_cap()))
+        delay = max(delay, error.retry_after)
     return delay
+
+
+def should_retry(error: CollectorError, attempt: int, attempts: int) -> bool:
+    """Retry what can pass, while attempts remain, unless the exchange asks for a longer
+    pause than a caller should wait (then the answer is rate_limited, now)."""
+    if not error.retryable or attempt >= attempts:
+        return False
+    return error.retry_after is None or error.retry_after <= settings.retry_after_max()
 
 
 def log_failure(error: CollectorError, attempt: int, final: bool, **context) -> None:
@@ -117,13 +142,18 @@ def fetch_records(exchange: str, kind: str, symbol: str, timeframe: str | None =
                   limit: int | None = None, base_url: str | None = None,
                   timeout: float | None = None, attempts: int | None = None):
     """Fetch and validate in this process, retrying what can pass: records, or the error object."""
-    attempts = max(1, attempts or settings.fetch_attempts())
     context = {"exchange": exchange, "symbol": symbol, "type": kind}
+    try:
+        check_request(exchange, kind, symbol, timeframe, limit, timeout, attempts)
+    except CollectorError as error:
+        log_failure(error, 1, True, **context)
+        return error.to_dict(attempts=1, **context)
+    attempts = attempts or settings.fetch_attempts()
     for attempt in range(1, attempts + 1):
         try:
             return normalize(fetch_raw(exchange, kind, symbol, timeframe, limit, base_url, timeout))
         except CollectorError as error:
-            final = attempt == attempts or not error.retryable
+            final = not should_retry(error, attempt, attempts)
             log_failure(error, attempt, final, **context)
             if final:
                 return error.to_dict(attempts=attempt, **context)

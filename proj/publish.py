@@ -1,9 +1,13 @@
-"""Where validated records go: the store (one per process, opened on first use)."""
+"""Where validated records go: the store first (idempotent), then the live fan-out."""
 from __future__ import annotations
 
+import logging
+
 from . import settings
+from .fanout import fan_out
 from .store import open_store
 
+log = logging.getLogger("collector")
 _store = None
 
 
@@ -15,5 +19,16 @@ def get_store():
 
 
 def publish_records(records: list[dict]) -> int:
-    """Write records idempotently; returns how many rows were new."""
-    return get_store().write(records) if records else 0
+    """Write records idempotently and fan them out; returns how many rows were new.
+
+    The store write raises (the caller retries: nothing is lost). A failed fan-out is only
+    logged: consumers of a live feed want the next record, not this one again.
+    """
+    if not records:
+        return 0
+    stored = get_store().write(records)
+    try:
+        fan_out(records)
+    except Exception as exc:
+        log.error("fan-out failed err=network records=%d detail=%s", len(records), exc)
+    return stored

@@ -36,7 +36,7 @@ class CollectorError(Exception):
 
     @property
     def retryable(self) -> bool:
-        if self.code == "http_status":
+        if self.code in ("http_status", "exchange_error"):   # a server error may pass
             return self.status is not None and self.status >= 500
         return self.code in RETRYABLE_CODES
 

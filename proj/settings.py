@@ -60,9 +60,44 @@ def backoff_cap() -> float:
     return float(_env("COLLECTOR_BACKOFF_CAP", "30"))
 
 
+def retry_after_max() -> float:
+    """The longest Retry-After a fetch waits out; a longer ban is answered as rate_limited."""
+    return float(_env("COLLECTOR_RETRY_AFTER_MAX", "60"))
+
+
 def max_body_bytes() -> int:
     return int(_env("COLLECTOR_MAX_BODY_BYTES", str(16 * 1024 * 1024)))
 
 
 def log_level() -> str:
     return _env("LOG_LEVEL", "INFO").upper()
+
+
+def redis_url() -> str | None:
+    """Redis for live fan-out (pub/sub, latest books) and the shared state; none = files."""
+    return _env("COLLECTOR_REDIS_URL")
+
+
+def ws_url(exchange: str, default: str) -> str:
+    """COLLECTOR_<EXCHANGE>_WS_URL points every streamer of that exchange elsewhere."""
+    return _env(f"COLLECTOR_{exchange.upper()}_WS_URL", default)
+
+
+def max_silence() -> float:
+    """Seconds a channel may go without data before its connection is replaced."""
+    return float(_env("MAX_SILENCE_DURATION", "30"))
+
+
+def reconnect_delay() -> float:
+    """Base of the streamers' reconnect and restart backoff, in seconds."""
+    return float(_env("RECONNECT_DELAY", "1"))
+
+
+def reconnect_delay_cap() -> float:
+    return float(_env("COLLECTOR_RECONNECT_DELAY_CAP", "60"))
+
+
+def backend_task() -> tuple[str, str] | None:
+    """(task name, queue) to send every record to as a background job, if configured."""
+    name = _env("COLLECTOR_BACKEND_TASK")
+    return (name, _env("COLLECTOR_BACKEND_QUEUE", "backend")) if name else None

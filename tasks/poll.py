@@ -29,20 +29,22 @@ def poll(self, exchange, type, symbol, timeframe=None, limit=None):
     return steps.apply_async().id
 
 
-@app.task(name="collector.poll.fetch", bind=True, max_retries=None)
+# Steps hand their values to the next one directly; storing them as results would fill the
+# result backend with every raw body.
+@app.task(name="collector.poll.fetch", bind=True, max_retries=None, ignore_result=True)
 def fetch(self, exchange, type, symbol, timeframe=None, limit=None):
     attempt = self.request.retries + 1
     try:
         return collect.fetch_raw(exchange, type, symbol, timeframe, limit)
     except CollectorError as error:
-        if error.retryable and attempt < settings.fetch_attempts():
+        if collect.should_retry(error, attempt, settings.fetch_attempts()):
             collect.log_failure(error, attempt, final=False, exchange=exchange, symbol=symbol,
                                 type=type)
             raise self.retry(countdown=collect.retry_delay(error, self.request.retries))
         return error.to_dict(attempts=attempt, exchange=exchange, symbol=symbol, type=type)
 
 
-@app.task(name="collector.poll.validate")
+@app.task(name="collector.poll.validate", ignore_result=True)
 def validate(raw):
     if is_error(raw):
         return raw

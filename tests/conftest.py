@@ -3,8 +3,8 @@
 The tests that cross a broker, a result backend or a database use the real ones on this
 machine: RabbitMQ (broker), Redis (results), PostgreSQL (store). This process is configured
 for them before Celery reads its configuration, so `task.delay()` here goes through RabbitMQ.
-Each test session gets its own PostgreSQL schema and Redis database number content is
-per-task-id, so runs do not see each other's rows.
+Each test session gets its own PostgreSQL schema, and the tests use their own RabbitMQ
+virtual host, so a collector running on the same machine neither sees nor loses their tasks.
 """
 from __future__ import annotations
 
@@ -24,7 +24,23 @@ SESSION = uuid.uuid4().hex[:8]
 PG_BASE = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 PG_SCHEMA = f"collector_test_{SESSION}"
 PG_URL = f"{PG_BASE}?options=-csearch_path%3D{PG_SCHEMA}"
-RABBIT_URL = os.environ.get("TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+TEST_VHOST = "collector_test"
+
+
+def _test_vhost_url() -> str:
+    """RabbitMQ's own vhost for the tests (created if missing), or the default one if we may not."""
+    try:
+        subprocess.run(["rabbitmqctl", "add_vhost", TEST_VHOST], capture_output=True, timeout=60)
+        done = subprocess.run(["rabbitmqctl", "set_permissions", "-p", TEST_VHOST, "guest",
+                               ".*", ".*", ".*"], capture_output=True, timeout=60)
+        if done.returncode == 0:
+            return f"amqp://guest:guest@127.0.0.1:5672/{TEST_VHOST}"
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return "amqp://guest:guest@127.0.0.1:5672//"
+
+
+RABBIT_URL = os.environ.get("TEST_BROKER_URL") or _test_vhost_url()
 REDIS_URL = os.environ.get("TEST_RESULT_BACKEND", "redis://127.0.0.1:6379/15")
 
 # Before anything imports celeryconfig: this process talks to the real services.
@@ -66,7 +82,7 @@ def pg_schema():
     conn.close()
 
 
-def start_worker(env: dict, log_path: Path, queues: str = "fetch,poll,publish",
+def start_worker(env: dict, log_path: Path, queues: str = "celery,poll,publish,ingest",
                  concurrency: int = 2) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "celery", "-A", "proj", "worker", "--loglevel", "INFO",
            "-Q", queues, "--concurrency", str(concurrency), "-n", f"test-{uuid.uuid4().hex[:6]}@%h",
