@@ -19,16 +19,18 @@ def get_store():
 
 
 def publish_records(records: list[dict]) -> int:
-    """Write records idempotently and fan them out; returns how many rows were new.
+    """Write records idempotently and fan out the new ones; returns how many rows were new.
 
-    The store write raises (the caller retries: nothing is lost). A failed fan-out is only
-    logged: consumers of a live feed want the next record, not this one again.
+    Only what the store did not hold yet goes to live consumers: a poll of the last hour's
+    trades, or a redelivered batch, tells them nothing twice. The store write raises (the
+    caller retries: nothing is lost). A failed fan-out is only logged: consumers of a live
+    feed want the next record, not this one again.
     """
     if not records:
         return 0
-    stored = get_store().write(records)
+    new = get_store().write_new(records)
     try:
-        fan_out(records)
+        fan_out(new)
     except Exception as exc:
-        log.error("fan-out failed err=network records=%d detail=%s", len(records), exc)
-    return stored
+        log.error("fan-out failed err=network records=%d detail=%s", len(new), exc)
+    return len(new)

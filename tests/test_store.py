@@ -259,3 +259,9 @@ def test_reconnects_after_postgresql_connection_is_killed(pg_schema):
     assert store.write([trade("2")]) == 1
     assert store.count("trade") == 2
     store.close()
+
+
+def test_write_new_returns_only_what_was_new(store):
+    first = [trade("1"), trade("2")]
+    assert store.write_new(first) == first
+    assert store.write_new([trade("2"), trade("3"), trade("3")]) == [trade("3")]

@@ -68,13 +68,12 @@ class PostgresDialect:
         return statements
 
     @staticmethod
-    def insert_many(cursor, statement: str, rows: list[tuple]) -> int:
-        """Insert in pages of many rows per statement; returns rows inserted or updated."""
-        # rowcount would only describe the last page; RETURNING yields one row per change.
-        changed = psycopg2.extras.execute_values(
-            cursor, statement + "\nRETURNING 1", rows, page_size=PAGE_SIZE, fetch=True
-        )
-        return len(changed)
+    def insert_many(cursor, statement: str, rows: list[tuple], table) -> list[tuple]:
+        """Insert in pages of many rows per statement; returns the keys of the rows inserted
+        or updated (RETURNING: rowcount would only describe the last page)."""
+        return [tuple(changed) for changed in psycopg2.extras.execute_values(
+            cursor, statement + f"\nRETURNING {', '.join(table.key)}", rows,
+            page_size=PAGE_SIZE, fetch=True)]
 
 
 class SqliteDialect:
@@ -115,10 +114,16 @@ class SqliteDialect:
         return []
 
     @staticmethod
-    def insert_many(cursor, statement: str, rows: list[tuple]) -> int:
-        cursor.executemany(statement, rows)
-        # Summed over all rows; rows skipped by ON CONFLICT count 0.
-        return cursor.rowcount
+    def insert_many(cursor, statement: str, rows: list[tuple], table) -> list[tuple]:
+        """Row by row (a local file: cheap), to learn which rows ON CONFLICT skipped;
+        returns the keys of the rows inserted or updated."""
+        key_at = [table.column_names.index(name) for name in table.key]
+        changed = []
+        for row in rows:
+            cursor.execute(statement, row)
+            if cursor.rowcount == 1:
+                changed.append(tuple(row[i] for i in key_at))
+        return changed
 
 
 def dialect_for(url: str, schema: str | None = None):

@@ -56,17 +56,33 @@ class Store:
         one. Raises InvalidRecord (before touching the database) for a malformed record, or the
         driver's error after rolling back.
         """
+        return len(self.write_new(records))
+
+    def write_new(self, records) -> list[dict]:
+        """As write(), but returns the records that were new (inserted or changed), once each,
+        in their input order: what live consumers should be told about."""
+        records = list(records)
         grouped = rows_by_table(records)
         if not grouped:
-            return 0
+            return []
 
         def insert_all(cursor):
-            return sum(
-                self.dialect.insert_many(cursor, sql.insert(table, self.dialect), rows)
-                for table, rows in grouped.items()
-            )
+            changed = set()
+            for table, rows in grouped.items():
+                for changed_key in self.dialect.insert_many(cursor, sql.insert(table, self.dialect),
+                                                            rows, table):
+                    changed.add((table.name, changed_key))
+            return changed
 
-        return self._transaction(insert_all, writes=True)
+        changed = self._transaction(insert_all, writes=True)
+        new = []
+        for record in records:
+            table = table_for(record["type"])
+            marker = (table.name, tuple(record[name] for name in table.key))
+            if marker in changed:
+                changed.discard(marker)   # a key repeated in the batch is new only once
+                new.append(record)
+        return new
 
     def count(self, kind: str, **filters) -> int:
         """Rows of a record type ("order_book", "trade", "ticker", "candle"), filtered by
