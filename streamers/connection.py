@@ -20,6 +20,7 @@ from proj.exchanges import get_exchange
 from .batching import FrameBatcher
 
 log = logging.getLogger("collector.streamers")
+DRAIN_SECONDS = 5.0   # the longest an old connection is read after its replacement is up
 
 
 class ConnectionLost(Exception):
@@ -198,15 +199,19 @@ class Streamer:
         holds and close it, so that nothing sent in between is missed."""
         new = self._connect()
         self.stats.reconnect_attempts += 1
-        old.settimeout(0.2)
+        # The exchange keeps the old connection for a grace period and may send on it until
+        # the new subscription is in place: read it until it closes, goes quiet for a second,
+        # or DRAIN_SECONDS pass (the new connection buffers meanwhile).
+        ends = time.monotonic() + DRAIN_SECONDS
+        old.settimeout(1.0)
         try:
-            while True:
+            while time.monotonic() < ends:
                 opcode, data = old.recv_data()
                 if opcode in (None, websocket.ABNF.OPCODE_CLOSE):
                     break
                 self._on_frame(opcode, data, time.monotonic())
         except (websocket.WebSocketException, OSError):
-            pass   # timed out or closed: drained
+            pass   # quiet or closed: drained
         _close(old)
         return new
 

@@ -124,3 +124,13 @@ def worker(sim, pg_schema, tmp_path_factory):
         yield app
     finally:
         stop_worker(proc)
+
+
+@pytest.fixture
+def store(pg_schema):
+    """The PostgreSQL store the worker writes to, emptied for this test."""
+    from proj.store import open_store
+    store = open_store(pg_schema)
+    store.truncate()
+    yield store
+    store.close()

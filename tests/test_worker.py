@@ -8,7 +8,6 @@ from celery.exceptions import TaskRevokedError
 from celery.result import AsyncResult
 
 from proj.collect import fetch_raw
-from proj.store import open_store
 from tasks.fetch import fetch
 from tasks.poll import poll, publish, validate
 
@@ -17,14 +16,6 @@ from .schema import assert_valid
 
 pytestmark = pytest.mark.services
 BOOK = "/api/v2/order_book/btcusd/"
-
-
-@pytest.fixture
-def store(pg_schema):
-    store = open_store(pg_schema)
-    store.truncate()
-    yield store
-    store.close()
 
 
 def test_fetch_delay_returns_a_normalized_book(worker, fresh_sim):
