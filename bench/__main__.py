@@ -6,7 +6,7 @@ import importlib
 import json
 import sys
 
-BENCHMARKS = ("rtt",)
+BENCHMARKS = ("rtt", "ingest")
 
 
 def main(argv=None) -> int:

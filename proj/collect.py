@@ -91,20 +91,25 @@ def _check_response(adapter, response: http.Response) -> None:
                              retry_after=response.retry_after())
     if not 200 <= status < 300:
         if response.is_json:
-            reason = _envelope_reason(adapter, response.body)
-            if reason is not None:
-                raise CollectorError("exchange_error", reason, status=status)
+            envelope = _envelope(adapter, response.body)
+            if envelope is not None:
+                reason, rate_limit = envelope
+                raise CollectorError("rate_limited" if rate_limit else "exchange_error", reason,
+                                     status=status, retry_after=response.retry_after())
         raise CollectorError("http_status", f"HTTP {status} from {response.url}", status=status)
     if not response.is_json:
         raise CollectorError("content_type", f"{response.content_type or 'no content type'} "
                              f"from {response.url}, not JSON")
 
 
-def _envelope_reason(adapter, body: bytes) -> str | None:
+def _envelope(adapter, body: bytes) -> tuple[str, bool] | None:
+    """(reason, is it a rate limit) if the body is the exchange's error envelope."""
     try:
-        return adapter.error_reason(decode_json(body))
+        doc = decode_json(body)
     except CollectorError:
         return None
+    reason = adapter.error_reason(doc)
+    return None if reason is None else (reason, adapter.is_rate_limit_error(doc))
 
 
 def normalize(raw: dict):

@@ -67,7 +67,8 @@ class Streamer:
         self.exchange = exchange
         self.name = name or exchange
         self.symbols, self.types = list(symbols), list(types)
-        self.url = ws_url or settings.ws_url(exchange, self.adapter.ws_url)
+        self.url = self.adapter.ws_connect_url(ws_url or settings.ws_url(exchange, self.adapter.ws_url),
+                                               self.symbols, self.types)
         self.channels = self.adapter.ws_channels(self.symbols, self.types)
         self.max_silence = float(max_silence or settings.max_silence())
         self.stats = StreamStats()

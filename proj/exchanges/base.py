@@ -48,6 +48,23 @@ class Exchange:
         """The exchange's own error message if `doc` is its error envelope, else None."""
         return None
 
+    def is_rate_limit_error(self, doc) -> bool:
+        """True if the error envelope `doc` says "too many requests" (e.g. OKX code 50011):
+        it becomes rate_limited, not exchange_error, whatever the HTTP status."""
+        return False
+
+    # ---- rate limits (the shared limiter in proj.ratelimit uses these) ------------------
+    rate_limit: tuple | None = None   # (weight, seconds): the public REST budget per IP
+
+    def request_weight(self, kind: str, limit: int | None = None) -> int:
+        """What one request of `kind` costs against rate_limit."""
+        return 1
+
+    def used_weight(self, headers: dict) -> int | None:
+        """Weight the exchange says is used in its current window (lower-case header names),
+        e.g. Binance's X-MBX-USED-WEIGHT-1M; None if it does not say."""
+        return None
+
     def parse_order_book(self, doc, symbol: str, received: int, limit: int | None) -> dict:
         raise CollectorError("unsupported", f"{self.name} has no order book")
 
@@ -65,6 +82,10 @@ class Exchange:
     ws_url: str = ""                          # replaced by COLLECTOR_<NAME>_WS_URL
     ws_types: tuple = ()                      # data types it streams: "trades", "order_book"
     ws_heartbeat_interval: float | None = None   # seconds between the client's heartbeats
+
+    def ws_connect_url(self, url: str, symbols: list, types: list) -> str:
+        """The URL to open; exchanges that subscribe in the URL (Binance) add the streams."""
+        return url
 
     def ws_channels(self, symbols: list, types: list) -> list[str]:
         """The channel names a subscription of symbols × types yields (silence is per channel)."""
@@ -99,7 +120,8 @@ class Exchange:
         doc = decode_json(body)
         reason = self.error_reason(doc)
         if reason is not None:
-            raise CollectorError("exchange_error", reason)
+            raise CollectorError("rate_limited" if self.is_rate_limit_error(doc) else "exchange_error",
+                                 reason)
         with _shape_errors(f"{self.name} {kind}"):
             if kind == "order_book":
                 result = self.parse_order_book(doc, symbol, received, limit)

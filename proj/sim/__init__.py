@@ -22,12 +22,13 @@ and recorded shapes, never from the collector's parsers.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import pkgutil
 import sys
 import threading
 from typing import Any, Sequence
 
-from . import bitstamp, bitstamp_ws
 from .server import FAULT_DEFAULTS, FAULT_KINDS, Exchange, Route, SimRequest, SimResponse, SimServer
 from .wsserver import WS_FAULT_DEFAULTS, WS_FAULT_KINDS, WsExchange, WsRoute, WsServer, WsSession
 
@@ -37,14 +38,25 @@ __all__ = ("Simulator", "SimServer", "Exchange", "Route", "SimRequest", "SimResp
            "default_ws_exchanges")
 
 
+_ENGINE_MODULES = {"server", "wsserver"}
+
+
+def _exchange_modules():
+    """Every exchange module of the simulator, found by name: adding an exchange is adding a
+    file that defines SIM_REST (its REST class) and/or SIM_WS (its websocket class)."""
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name not in _ENGINE_MODULES and not info.name.startswith("_"):
+            yield importlib.import_module(f"{__name__}.{info.name}")
+
+
 def default_exchanges() -> list[Exchange]:
     """A fresh instance of every exchange the simulator knows (each keeps its own caches)."""
-    return [bitstamp.BitstampExchange()]
+    return [module.SIM_REST() for module in _exchange_modules() if hasattr(module, "SIM_REST")]
 
 
 def default_ws_exchanges() -> list[WsExchange]:
     """A fresh instance of every exchange whose websocket API the simulator knows."""
-    return [bitstamp_ws.BitstampWs()]
+    return [module.SIM_WS() for module in _exchange_modules() if hasattr(module, "SIM_WS")]
 
 
 class Simulator(SimServer):

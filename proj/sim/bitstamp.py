@@ -632,3 +632,6 @@ def _endless_trades(market: Market, now: float, batch: int = 256) -> Iterator[by
             trades.append(f'{{"date": "{newest_date - n // 4}", "tid": "{newest_tid - n}", '
                           f'"amount": "{amount}", "price": "{price}", "type": "{side}"}}')
         yield ", ".join(trades).encode()
+
+
+SIM_REST = BitstampExchange   # found by proj.sim.default_exchanges()

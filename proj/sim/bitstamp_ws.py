@@ -482,3 +482,6 @@ class BitstampWs:
                 live.last_top = (bids, asks)
             live.next_book = now_m + self.book_interval
         return frames
+
+
+SIM_WS = BitstampWs   # found by proj.sim.default_ws_exchanges()
