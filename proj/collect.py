@@ -11,12 +11,14 @@ import logging
 import random
 import time
 
-from . import http, settings
+from . import http, ratelimit, settings
 from .exchanges import get_exchange
 from .exchanges.base import decode_json
 from .records import KINDS, SYMBOL_RE, TIMEFRAMES, CollectorError
 
 log = logging.getLogger("collector")
+RATE_LIMIT_PAUSE = 1.0   # seconds every worker pauses after a 429 that names no Retry-After
+SMALL_BODY = 4096        # error envelopes are small; data bodies are checked when parsed
 
 
 def now_ms() -> int:
@@ -74,9 +76,21 @@ def fetch_raw(exchange: str, kind: str, symbol: str, timeframe: str | None = Non
     request = check_request(exchange, kind, symbol, timeframe, limit, timeout)
     adapter = get_exchange(request["exchange"])
     path, query = adapter.rest_request(kind, request["symbol"], request["timeframe"], limit)
-    response = http.get(rest_base_url(request["exchange"], base_url) + path, query, limits(timeout))
+    attempt_limits = limits(timeout)
+    # the exchange's budget is shared by every worker: wait for room, within this attempt
+    ratelimit.acquire(adapter, adapter.request_weight(kind, limit), max_wait=attempt_limits.deadline)
+    response = http.get(rest_base_url(request["exchange"], base_url) + path, query, attempt_limits)
     received = now_ms()
-    _check_response(adapter, response)
+    used = adapter.used_weight(response.headers)
+    if used is not None:
+        ratelimit.observe_used(adapter, used)
+    try:
+        _check_response(adapter, response)
+    except CollectorError as error:
+        if error.code == "rate_limited":   # slow down every worker of this exchange, not just this one
+            ratelimit.pause(adapter, error.retry_after if error.retry_after is not None
+                            else RATE_LIMIT_PAUSE)
+        raise
     try:
         body = response.body.decode("utf-8")
     except UnicodeDecodeError:
@@ -100,6 +114,10 @@ def _check_response(adapter, response: http.Response) -> None:
     if not response.is_json:
         raise CollectorError("content_type", f"{response.content_type or 'no content type'} "
                              f"from {response.url}, not JSON")
+    if len(response.body) <= SMALL_BODY:   # "too many requests" inside HTTP 200 (Kraken): a small body
+        envelope = _envelope(adapter, response.body)
+        if envelope is not None and envelope[1]:
+            raise CollectorError("rate_limited", envelope[0], status=status)
 
 
 def _envelope(adapter, body: bytes) -> tuple[str, bool] | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -50,7 +51,9 @@ os.environ.update({
     "COLLECTOR_DATABASE_URL": PG_URL,
     "COLLECTOR_CONFIG": str(ROOT / "tests" / "no-polls.toml"),   # no beat entries in tests
     "COLLECTOR_BACKOFF_BASE": "0.05",
+    "COLLECTOR_REDIS_URL": "redis://127.0.0.1:6379/15",   # fan-out, rate limits, shared state
 })
+os.environ.setdefault("COLLECTOR_DATA_DIR", tempfile.mkdtemp(prefix="collector-tests-"))
 
 
 @pytest.fixture(scope="session")
@@ -64,8 +67,12 @@ def sim():
 
 @pytest.fixture
 def fresh_sim(sim):
+    from proj import ratelimit
+    from proj.exchanges import exchange_names
     sim.clear_faults()
     sim.reset_counts()
+    for name in exchange_names():   # no pause or spent budget left over from another test
+        ratelimit.reset(name)
     yield sim
     sim.clear_faults()
 

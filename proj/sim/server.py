@@ -244,11 +244,19 @@ class FaultTable:
 class RequestCounter:
     def __init__(self) -> None:
         self._counts: Counter[str] = Counter()
+        self._times: list[tuple[float, str]] = []   # (arrival, path): rate-limit tests read it
         self._lock = threading.Lock()
 
     def record(self, path: str) -> None:
         with self._lock:
             self._counts[normalize_path(path)] += 1
+            self._times.append((time.time(), normalize_path(path)))
+            del self._times[:-100_000]   # bounded: a long-running simulator keeps the newest
+
+    def times(self, path: str | None = None) -> list[float]:
+        with self._lock:
+            return [at for at, seen in self._times
+                    if path is None or seen == normalize_path(path)]
 
     def count(self, path: str | None = None) -> int:
         with self._lock:
@@ -263,6 +271,7 @@ class RequestCounter:
     def reset(self) -> None:
         with self._lock:
             self._counts.clear()
+            self._times.clear()
 
 
 class Router:
@@ -668,6 +677,10 @@ class SimServer:
     def request_count(self, path: str | None = None) -> int:
         """Requests seen (control requests excluded): for one path, or in total."""
         return self.counter.count(path)
+
+    def request_times(self, path: str | None = None) -> list[float]:
+        """Arrival times (epoch seconds) of the requests seen, for one path or all."""
+        return self.counter.times(path)
 
     def reset_counts(self) -> None:
         self.counter.reset()

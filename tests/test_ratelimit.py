@@ -1,0 +1,66 @@
+"""The shared request budget: several processes polling one exchange stay within it together,
+and a 429 pauses all of them."""
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from proj.collect import fetch_records
+
+from .conftest import ROOT
+
+TICKER = "/api/v2/ticker/btcusd/"
+POLLER = """
+import sys
+from proj.collect import fetch_records
+for _ in range(int(sys.argv[1])):
+    result = fetch_records("bitstamp", "ticker", "BTC/USD", attempts=1, timeout=10)
+    assert "err" not in result, result
+"""
+
+
+def most_in_any_window(times, seconds):
+    times = sorted(times)
+    return max(sum(1 for t in times[i:] if t < start + seconds) for i, start in enumerate(times))
+
+
+@pytest.mark.parametrize("shared_by", ["redis", "files"])
+def test_two_pollers_never_exceed_the_budget_together(fresh_sim, shared_by, tmp_path):
+    env = dict(os.environ, COLLECTOR_BITSTAMP_REST_URL=fresh_sim.url,
+               COLLECTOR_BITSTAMP_RATE_LIMIT="5/1", COLLECTOR_DATA_DIR=str(tmp_path))
+    if shared_by == "files":
+        env.pop("COLLECTOR_REDIS_URL")
+    pollers = [subprocess.Popen([sys.executable, "-c", POLLER, "12"], cwd=ROOT, env=env,
+                                stderr=subprocess.PIPE) for _ in range(2)]
+    for poller in pollers:
+        _, err = poller.communicate(timeout=120)
+        assert poller.returncode == 0, err.decode()[-2000:]
+    times = fresh_sim.request_times(TICKER)
+    assert len(times) == 24
+    # 5 per second together (a few ms of slack for the trip from the limiter to the server)
+    assert most_in_any_window(times, 0.95) <= 5
+
+
+def test_a_429_pauses_every_process_of_that_exchange(fresh_sim, monkeypatch):
+    monkeypatch.setenv("COLLECTOR_BITSTAMP_REST_URL", fresh_sim.url)
+    fresh_sim.set_fault(TICKER, "status", status=429, retry_after=2, times=1)
+    assert fetch_records("bitstamp", "ticker", "BTC/USD", attempts=1)["err"] == "rate_limited"
+    other = subprocess.run([sys.executable, "-c", POLLER, "1"], cwd=ROOT, env=dict(os.environ),
+                           capture_output=True, timeout=60)
+    assert other.returncode == 0, other.stderr.decode()[-2000:]
+    first, second = fresh_sim.request_times(TICKER)
+    assert second - first >= 1.9   # the other process waited out the first one's Retry-After
+
+
+def test_budget_wait_longer_than_the_attempt_is_rate_limited(fresh_sim, monkeypatch):
+    monkeypatch.setenv("COLLECTOR_BITSTAMP_RATE_LIMIT", "1/30")
+    assert "err" not in fetch_records("bitstamp", "ticker", "BTC/USD", base_url=fresh_sim.url,
+                                      attempts=1)
+    started = time.monotonic()
+    result = fetch_records("bitstamp", "ticker", "BTC/USD", base_url=fresh_sim.url, attempts=1,
+                           timeout=1)
+    assert result["err"] == "rate_limited" and "budget" in result["detail"]
+    assert time.monotonic() - started < 10   # answered, not waited out
+    assert fresh_sim.request_count(TICKER) == 1
