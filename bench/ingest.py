@@ -74,7 +74,14 @@ def _run_script(sim, pair: str, symbol: str, count: int, interval: float, batch_
             time.sleep(0.05)
         time.sleep(0.3)   # subscribed
         started = time.monotonic()
-        ids = {str(i) for i in sim.ws_script_trades(pair, count, interval=interval)}
+        if interval:   # a steady rate: a small burst every 10 ms
+            ids, per_tick, tick = set(), max(1, round(0.01 / interval)), time.monotonic()
+            while len(ids) < count:
+                ids.update(str(i) for i in sim.ws_blast_trades(pair, min(per_tick, count - len(ids))))
+                tick += 0.01
+                time.sleep(max(0.0, tick - time.monotonic()))
+        else:          # as fast as the simulator can write
+            ids = {str(i) for i in sim.ws_blast_trades(pair, count)}
         finished = watcher.wait_for(ids, seconds=max(60, count / 200))
         elapsed = (finished or time.monotonic()) - started
         with watcher.lock:

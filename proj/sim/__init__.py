@@ -135,6 +135,10 @@ class Simulator(SimServer):
         of the lively trades of that pair. Returns their ids in order."""
         return self.ws.exchange(exchange).script_trades(pair, count, interval)
 
+    def ws_blast_trades(self, pair: str, count: int, exchange: str = "bitstamp") -> list[int]:
+        """Queue `count` trade frames at once to the pair's subscribers (benchmarks)."""
+        return self.ws.exchange(exchange).blast_trades(pair, count)
+
     def ws_script_done(self, pair: str, exchange: str = "bitstamp") -> bool:
         return self.ws.script_done(exchange, pair)
 

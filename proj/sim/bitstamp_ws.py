@@ -35,7 +35,7 @@ from typing import Any, Callable, Sequence
 
 from .bitstamp import (BOOK_DEPTH, LEVEL_GAP_FRACTION, MAX_PAIRS, PAIRS, SPREAD_FRACTION,
                        TID_EPOCH, Market, PairSpec)
-from .wsserver import Frame, WsRoute, WsServer, WsSession
+from .wsserver import MAX_QUEUE, Frame, WsRoute, WsServer, WsSession
 
 CHANNEL_KINDS = ("live_trades", "order_book", "diff_order_book")
 BOOK_EXTRA = 30            # live levels kept beyond the 100 shown, so deletions keep it full
@@ -363,6 +363,21 @@ class BitstampWs:
         self._server.run_script(self.name, pair, f"live_trades_{pair}",
                                 [(i, functools.partial(self._scripted_trade, pair, i)) for i in ids],
                                 interval)
+        return ids
+
+    def blast_trades(self, pair: str, count: int) -> list[int]:
+        """For throughput benchmarks: queue `count` trade frames at once on every connection
+        subscribed to live_trades_{pair}, as fast as the socket takes them. No faults, no
+        exactly-once bookkeeping (that is script_trades). Returns their ids."""
+        if self._server is None:
+            raise RuntimeError("websocket server not started")
+        ids = self._trade_ids.take(int(count), self.clock()) if count else []
+        frames = [self._scripted_trade(pair, i) for i in ids]   # built first: only sending is timed
+        for session in self._server.subscribers(self.name, f"live_trades_{pair}"):
+            for frame in frames:
+                while session.queued() >= MAX_QUEUE // 2 and session.alive:
+                    time.sleep(0.001)   # the writer's queue is bounded: keep it fed, not full
+                session.send(frame)
         return ids
 
     def _scripted_trade(self, pair: str, trade_id: int) -> str:

@@ -205,6 +205,10 @@ class WsSession:
         stalled). Frames go out in the order they were queued."""
         return self._enqueue(frame, None)
 
+    def queued(self) -> int:
+        """Frames waiting for this connection's writer."""
+        return len(self._queue)
+
     def send_tracked(self, frame: Frame) -> _Sent:
         sent = _Sent()
         if not self._enqueue(frame, sent):
