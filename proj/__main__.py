@@ -18,6 +18,10 @@ FLOWER_PORT = 5555
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["sim"]:   # its options are the simulator's own (argparse REMAINDER drops them)
+        from .sim import main as sim_main
+        return sim_main(argv[1:]) or 0
     parser = argparse.ArgumentParser(prog="python -m proj", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -55,8 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         cmd.add_argument("--no-flower", action="store_true")
         cmd.add_argument("--seconds", type=float, help="stop after this many seconds")
 
-    sim = commands.add_parser("sim", help="serve the exchange simulator", add_help=False)
-    sim.add_argument("sim_args", nargs=argparse.REMAINDER)
+    commands.add_parser("sim", help="serve the exchange simulator (sim --help for its options)")
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=settings.log_level(), stream=sys.stderr,
@@ -67,9 +70,6 @@ def main(argv: list[str] | None = None) -> int:
         return command_stream(args)
     if args.command == "streamers":
         return command_streamers(args)
-    if args.command == "sim":
-        from .sim import main as sim_main
-        return sim_main(args.sim_args) or 0
     return command_run(args, demo=args.command == "demo")
 
 
@@ -86,7 +86,19 @@ def command_stream(args) -> int:
     from streamers.connection import Streamer
 
     from .ingest import normalize_frames
+    from .records import CollectorError
     out = sys.stdout.buffer
+    types = [t.strip() for t in args.types.split(",") if t.strip()]
+    try:
+        from .exchanges import get_exchange
+        adapter = get_exchange(args.exchange)
+        unknown = [t for t in types if t not in adapter.ws_types]
+        if unknown:
+            raise CollectorError("unsupported", f"{args.exchange} streams "
+                                 f"{', '.join(adapter.ws_types) or 'nothing'}, not {', '.join(unknown)}")
+    except CollectorError as error:
+        out.write(orjson.dumps(error.to_dict(exchange=args.exchange)) + b"\n")
+        return 1
 
     def print_records(frames):   # the worker's parsing, run here instead of in a worker
         records, _ = normalize_frames(args.exchange, frames)
@@ -94,8 +106,7 @@ def command_stream(args) -> int:
             out.write(orjson.dumps(record) + b"\n")
         out.flush()
 
-    streamer = Streamer(args.exchange, [s.upper() for s in args.symbol],
-                        [t.strip() for t in args.types.split(",") if t.strip()], print_records,
+    streamer = Streamer(args.exchange, [s.upper() for s in args.symbol], types, print_records,
                         ws_url=args.ws_url, batch_size=1)
     signal.signal(signal.SIGTERM, lambda *_: streamer.stop())
     try:
@@ -153,9 +164,10 @@ def command_run(args, demo: bool) -> int:
     if demo:
         from .sim import Simulator
         simulator = Simulator(host="127.0.0.1", port=0).start()
-        for exchange in _simulated_exchanges():
+        for exchange, streams in _simulated_exchanges():
             env[f"COLLECTOR_{exchange.upper()}_REST_URL"] = simulator.url
-            env[f"COLLECTOR_{exchange.upper()}_WS_URL"] = simulator.ws_url_for(exchange)
+            if streams:
+                env[f"COLLECTOR_{exchange.upper()}_WS_URL"] = simulator.ws_url_for(exchange)
         env.setdefault("COLLECTOR_DATA_DIR", str(settings.data_dir() / "demo"))
         if not env.get("COLLECTOR_REDIS_URL") and _redis_answers(DEMO_REDIS_URL):
             env["COLLECTOR_REDIS_URL"] = DEMO_REDIS_URL
@@ -218,9 +230,10 @@ def command_run(args, demo: bool) -> int:
 DEMO_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
-def _simulated_exchanges() -> list[str]:
-    from .exchanges import exchange_names
-    return exchange_names()
+def _simulated_exchanges() -> list[tuple[str, bool]]:
+    """(name, has a websocket) of every exchange."""
+    from .exchanges import exchange_names, get_exchange
+    return [(name, bool(get_exchange(name).ws_types)) for name in exchange_names()]
 
 
 def _redis_answers(url: str) -> bool:

@@ -174,6 +174,9 @@ class Streamer:
                 self._last_data[channel] = now
             self.batcher.add(received, text)
             self.stats.messages_processed = self.batcher.sent
+        elif what == "alive":   # the channel's incremental feed: not records, but not silence
+            if channel in self._last_data:
+                self._last_data[channel] = now
         elif what == "heartbeat":
             self.stats.last_heartbeat = time.time()   # alive, but not data: silence still counts
         elif what == "ack":

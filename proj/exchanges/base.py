@@ -100,7 +100,9 @@ class Exchange:
 
     def ws_classify(self, text: str) -> tuple[str, str]:
         """(what, channel) of a frame, cheaply and without normalizing it. `what` is one of
-        data, heartbeat, ack, reconnect (the server asks for a new connection), error, unknown."""
+        data (shipped to the workers), alive (the channel's incremental updates: no records,
+        but the channel is not silent), heartbeat, ack, reconnect (the server asks for a new
+        connection), error, unknown."""
         raise NotImplementedError
 
     def parse_ws_doc(self, doc, received: int) -> list:
