@@ -6,7 +6,7 @@ import importlib
 import json
 import sys
 
-BENCHMARKS = ("rtt", "ingest")
+BENCHMARKS = ("rtt", "ingest", "normalize")
 
 
 def main(argv=None) -> int:
