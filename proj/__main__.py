@@ -173,6 +173,10 @@ def command_run(args, demo: bool) -> int:
             env["COLLECTOR_REDIS_URL"] = DEMO_REDIS_URL
         print(f"simulator serving REST at {simulator.url}, websockets at {simulator.ws_url}",
               file=sys.stderr)
+        status_env = f"COLLECTOR_DATA_DIR={env['COLLECTOR_DATA_DIR']}" + (
+            f" COLLECTOR_REDIS_URL={env['COLLECTOR_REDIS_URL']}" if env.get("COLLECTOR_REDIS_URL") else "")
+        print(f"streamer status from another shell: {status_env} ./collector streamers status",
+              file=sys.stderr)
     os.environ.update(env)   # the row counter below reads the same store as the workers
     if demo and settings.redis_url():
         subscriber = _RedisSubscriber(settings.redis_url())
