@@ -102,9 +102,13 @@ def command_stream(args) -> int:
 
     def print_records(frames):   # the worker's parsing, run here instead of in a worker
         records, _ = normalize_frames(args.exchange, frames)
-        for record in records:
-            out.write(orjson.dumps(record) + b"\n")
-        out.flush()
+        try:
+            for record in records:
+                out.write(orjson.dumps(record) + b"\n")
+            out.flush()
+        except BrokenPipeError:     # the reader left (`| head`): stop, quietly
+            streamer.stop()
+            sys.stdout = None       # nothing more to flush at exit
 
     streamer = Streamer(args.exchange, [s.upper() for s in args.symbol], types, print_records,
                         ws_url=args.ws_url, batch_size=1)

@@ -61,11 +61,16 @@ class FileState:
         folder = self.folder / "commands" / target
         commands = []
         for path in sorted(folder.glob("*.json")) if folder.exists() else []:
+            claimed = path.with_suffix(f".{os.getpid()}.taken")
             try:
-                commands.append(orjson.loads(path.read_bytes()))
-                path.unlink()
-            except (FileNotFoundError, orjson.JSONDecodeError):
+                os.replace(path, claimed)   # atomic: of two readers, one gets it
+            except FileNotFoundError:
                 continue
+            try:
+                commands.append(orjson.loads(claimed.read_bytes()))
+            except orjson.JSONDecodeError:
+                pass
+            claimed.unlink(missing_ok=True)
         return commands
 
 

@@ -35,14 +35,17 @@ class FrameBatcher:
             self.flush()
 
     def seconds_to_flush(self, now: float) -> float:
-        return float("inf") if not self.frames else self.first_at + self.max_delay - now
+        if not self.frames:
+            return float("inf")
+        return max(self.first_at + self.max_delay, self.retry_at) - now
 
     def flush_if_due(self, now: float) -> None:
         if self.frames and now - self.first_at >= self.max_delay:
             self.flush()
 
-    def flush(self) -> None:
-        if not self.frames or time.monotonic() < self.retry_at:
+    def flush(self, force: bool = False) -> None:
+        """Send what is held; `force` ignores the pause after a failed send (the last flush)."""
+        if not self.frames or (time.monotonic() < self.retry_at and not force):
             return
         frames = self.frames
         try:
@@ -58,3 +61,14 @@ class FrameBatcher:
             return
         self.sent += len(frames)
         self.frames, self.first_at = [], None
+
+    def drain(self, attempts: int = 5, pause: float = 1.0) -> None:
+        """At stop: try a few times to hand over what is held, then say what is lost."""
+        for attempt in range(attempts):
+            self.flush(force=True)
+            if not self.frames:
+                return
+            time.sleep(pause)
+        self.dropped += len(self.frames)
+        log.error("stopping with %d frames the broker would not take: dropped", len(self.frames))
+        self.frames = []

@@ -70,7 +70,16 @@ class Streamer:
         self.url = self.adapter.ws_connect_url(ws_url or settings.ws_url(exchange, self.adapter.ws_url),
                                                self.symbols, self.types)
         self.channels = self.adapter.ws_channels(self.symbols, self.types)
-        self.max_silence = float(max_silence or settings.max_silence())
+        # one limit for all channels, or one per type ({"trades": 120, "order_book": 30}):
+        # a quiet pair's trades may pause for minutes while its book changes every second
+        default = float(settings.max_silence())
+        if isinstance(max_silence, dict):
+            self.silence_limits = {channel: float(max_silence.get(kind, default))
+                                   for kind in self.types
+                                   for channel in self.adapter.ws_channels(self.symbols, [kind])}
+        else:
+            self.silence_limits = {channel: float(max_silence or default) for channel in self.channels}
+        self.max_silence = max(self.silence_limits.values(), default=default)
         self.stats = StreamStats()
         self.batcher = FrameBatcher(sink, batch_size, batch_ms)
         self.on_stats = on_stats
@@ -107,7 +116,7 @@ class Streamer:
                 self._report(force=True)
                 self._stopping.wait(delay)
         _close(ws)
-        self.batcher.flush()
+        self.batcher.drain()
         self.stats.messages_processed = self.batcher.sent
         self._report(force=True)
 
@@ -133,7 +142,8 @@ class Streamer:
             now = time.monotonic()
             if ends and now >= ends:
                 return ws
-            silence_deadline = min(self._last_data.values(), default=now) + self.max_silence
+            silence_deadline = min((last + self.silence_limits.get(ch, self.max_silence)
+                                    for ch, last in self._last_data.items()), default=now + 1)
             wait = min(self.batcher.seconds_to_flush(now), next_heartbeat - now,
                        silence_deadline - now, 0.5)
             ws.settimeout(max(wait, 0.001))
@@ -150,10 +160,11 @@ class Streamer:
             if now >= next_heartbeat:
                 ws.send(self.adapter.ws_heartbeat_message())
                 next_heartbeat = now + interval
-            silent = [ch for ch, last in self._last_data.items() if now - last > self.max_silence]
+            silent = [ch for ch, last in self._last_data.items()
+                      if now - last > self.silence_limits.get(ch, self.max_silence)]
             if silent:
                 self.stats.silences += 1
-                raise ConnectionLost(f"no data for {self.max_silence:g}s on {', '.join(silent)}")
+                raise ConnectionLost(f"no data within the silence limit on {', '.join(silent)}")
             self._report()
         return ws
 
@@ -201,7 +212,13 @@ class Streamer:
     def _replace(self, old):
         """Make before break: subscribe a new connection, then read what the old one still
         holds and close it, so that nothing sent in between is missed."""
-        new = self._connect()
+        try:
+            new = self._connect()
+            self._await_acks(new)
+        except (websocket.WebSocketException, OSError, ConnectionLost) as exc:
+            log.warning("stream %s: replacement connection failed (%s); keeping the old one",
+                        self.name, exc)
+            return old
         self.stats.reconnect_attempts += 1
         # The exchange keeps the old connection for a grace period and may send on it until
         # the new subscription is in place: read it until it closes, goes quiet for a second,
@@ -219,12 +236,36 @@ class Streamer:
         _close(old)
         return new
 
+    def _await_acks(self, ws, seconds: float = 5.0) -> None:
+        """Read the new connection until every channel is acknowledged (or `seconds` pass):
+        only then may the old one go. Data arriving meanwhile is handled as usual."""
+        waiting, ends = set(self.channels), time.monotonic() + seconds
+        while waiting and time.monotonic() < ends:
+            ws.settimeout(max(0.01, ends - time.monotonic()))
+            try:
+                opcode, data = ws.recv_data()
+            except websocket.WebSocketTimeoutException:
+                break
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                raise ConnectionLost("replacement closed by the exchange")
+            what, channel = ("", "")
+            if opcode == websocket.ABNF.OPCODE_TEXT:
+                what, channel = self.adapter.ws_classify(data.decode("utf-8", "replace"))
+            if what == "ack":
+                waiting.discard(channel)
+            self._on_frame(opcode, data, time.monotonic())
+
     def _report(self, force: bool = False) -> None:
         now = time.monotonic()
         if self.on_stats and (force or now >= self._next_stats):
             self._next_stats = now + self.stats_interval
             self.stats.messages_processed = self.batcher.sent
             snapshot = self.stats.snapshot()
+            # a broker that refuses frames is an error the status must show
+            snapshot["send_errors"] = self.batcher.send_errors
+            snapshot["frames_dropped"] = self.batcher.dropped
+            snapshot["frames_held"] = len(self.batcher.frames)
+            snapshot["errors"] += self.batcher.send_errors
             snapshot["last_data_by_channel"] = {
                 ch: round(time.time() - (now - last), 3) for ch, last in self._last_data.items()}
             try:

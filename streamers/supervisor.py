@@ -26,6 +26,14 @@ STATUS_KEY = "streamers"
 COMMANDS = "supervisor"
 STALE_AFTER = 10.0   # seconds without a status write before a streamer's heartbeat is late
 STABLE_AFTER = 60.0  # a process up this long has recovered: its backoff starts afresh
+HUNG_AFTER = 60.0    # a live process silent this long is killed (and so restarted)
+
+
+def _silence_limit(configured) -> float:
+    """The longest silence a stream allows (its per-type limits' largest)."""
+    if isinstance(configured, dict):
+        return float(max(configured.values(), default=settings.max_silence()))
+    return float(configured or settings.max_silence())
 
 
 def run_streamer(config: dict) -> None:
@@ -47,6 +55,7 @@ def run_streamer(config: dict) -> None:
                         batch_size=config.get("batch_size", 100), batch_ms=config.get("batch_ms", 50),
                         on_stats=lambda snapshot: state.put(f"streamer:{config['name']}", snapshot))
     signal.signal(signal.SIGTERM, lambda *_: streamer.stop())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the supervisor's to handle
     streamer.run()
 
 
@@ -85,23 +94,41 @@ class Supervisor:
         log.info("supervisor: %d streams (%s)", len(self.streamers), ", ".join(self.streamers))
         try:
             while not self._stopping.is_set():
-                self.tick()
+                try:
+                    self.tick()
+                except Exception as exc:   # the shared state (Redis) is away: streaming goes on
+                    log.error("supervisor: status or control unavailable: %s", exc)
                 self._stopping.wait(0.5)
         finally:
-            for streamer in self.streamers.values():
-                self._stop_process(streamer)
-            self.publish_status(running=False)
+            self._stop_all()
+            try:
+                self.publish_status(running=False)
+            except Exception as exc:
+                log.error("supervisor: final status not written: %s", exc)
 
     def stop(self) -> None:
         self._stopping.set()
 
     def tick(self) -> None:
-        for command in self.state.pop_commands(COMMANDS):
-            self.apply(command)
         now = time.time()
         for streamer in self.streamers.values():
             self._tend(streamer, now)
+        for command in self.state.pop_commands(COMMANDS):
+            if command.get("expires", float("inf")) < time.time():
+                log.warning("supervisor: ignoring an expired command: %s", command)
+                continue
+            self.apply(command)
         self.publish_status()
+
+    def _stop_all(self) -> None:
+        """SIGTERM to every streamer at once, then wait: each flushes its frames in parallel."""
+        running = [s for s in self.streamers.values() if s.is_alive()]
+        for streamer in running:
+            streamer.process.terminate()
+        deadline = time.monotonic() + 15
+        for streamer in running:
+            streamer.process.join(max(0.1, deadline - time.monotonic()))
+            self._stop_process(streamer)
 
     def _tend(self, streamer: ManagedStreamer, now: float) -> None:
         if not streamer.should_be_running:
@@ -113,6 +140,13 @@ class Supervisor:
             streamer.status = "running"
             if streamer.started_at and now - streamer.started_at > STABLE_AFTER:
                 streamer.failures_in_a_row = 0
+            stats = self.state.get(f"streamer:{streamer.name}") or {}
+            beat = max(stats.get("updated") or 0, streamer.started_at or 0)
+            if now - beat > HUNG_AFTER:   # alive but no longer reporting: hung, not healthy
+                log.error("supervisor: %s has not reported for %.0fs; killing it", streamer.name,
+                          now - beat)
+                streamer.process.kill()
+                streamer.process.join(5)
             return
         if streamer.process is not None:   # it died
             code = streamer.process.exitcode
@@ -221,7 +255,9 @@ class Supervisor:
             "health": {
                 "time_since_heartbeat": round(now - heartbeat, 3) if heartbeat else None,
                 "time_since_data": round(now - last_data, 3) if last_data else None,
-                "max_silence_duration": float(streamer.config.get("max_silence") or settings.max_silence()),
+                "max_silence_duration": _silence_limit(streamer.config.get("max_silence")),
+                "time_since_exchange_heartbeat": (round(now - stats["last_heartbeat"], 3)
+                                                  if stats.get("last_heartbeat") else None),
             },
             "statistics": {
                 "messages_received": stats.get("messages_received", 0),
@@ -272,8 +308,9 @@ def send_command(command: str, name: str, symbol: str | None = None, wait: float
     """Ask the running supervisor; its reply, or a timeout error if none is running."""
     state = state or open_state()
     command_id = uuid.uuid4().hex
+    # a command nobody answers in time must not run whenever a supervisor next starts
     state.push_command(COMMANDS, {"id": command_id, "command": command, "name": name,
-                                  "symbol": symbol})
+                                  "symbol": symbol, "expires": time.time() + wait})
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         reply = state.get(f"reply:{command_id}")

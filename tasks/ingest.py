@@ -11,14 +11,22 @@ from proj.store import InvalidRecord
 log = logging.getLogger("collector")
 
 
-@app.task(name="collector.ingest", bind=True, ignore_result=True, max_retries=10)
+# max_retries=None: a database outage of any length must not lose a batch (acks_late keeps
+# the message until this task returns; the backoff is capped).
+@app.task(name="collector.ingest", bind=True, ignore_result=True, max_retries=None)
 def ingest(self, exchange, frames):
     records, errors = normalize_frames(exchange, frames)
     try:
-        stored = publish_records(records)
-    except InvalidRecord as exc:   # a parser bug, not a passing fault: do not retry
-        log.error("ingest refused err=bad_schema exchange=%s detail=%s", exchange, exc)
-        return {"frames": len(frames), "errors": {"bad_schema": len(records)}}
+        try:
+            stored = publish_records(records)
+        except InvalidRecord:      # a parser bug, not a passing fault: keep the good records
+            stored = 0
+            for record in records:
+                try:
+                    stored += publish_records([record])
+                except InvalidRecord as exc:
+                    errors["bad_schema"] += 1
+                    log.error("ingest refused err=bad_schema exchange=%s detail=%s", exchange, exc)
     except Exception as exc:       # the database is away: keep the batch, try again later
         log.warning("ingest will retry exchange=%s frames=%d: %s", exchange, len(frames), exc)
         raise self.retry(countdown=collect.retry_delay(CollectorError("network"), self.request.retries))

@@ -39,3 +39,25 @@ def test_failed_send_keeps_frames_for_later():
     batcher.add(3, "c")
     assert calls[-1] == [[1, "a"], [2, "b"], [3, "c"]]
     assert batcher.sent == 3 and batcher.send_errors == 1 and batcher.dropped == 0
+
+
+def test_drain_at_stop_ignores_the_pause_and_counts_what_is_lost():
+    sent, failing = [], [True]
+
+    def send(frames):
+        if failing[0]:
+            raise ConnectionError("broker away")
+        sent.append(list(frames))
+
+    batcher = FrameBatcher(send, size=2, max_delay_ms=10_000)
+    batcher.add(1, "a")
+    batcher.add(2, "b")              # fails: held, and sends pause for a second
+    assert batcher.seconds_to_flush(time.monotonic()) > 0.5   # no busy loop while paused
+    failing[0] = False
+    batcher.drain(attempts=1, pause=0)
+    assert sent == [[[1, "a"], [2, "b"]]] and batcher.dropped == 0
+
+    failing[0] = True
+    batcher.add(3, "c")
+    batcher.drain(attempts=2, pause=0)
+    assert batcher.dropped == 1 and batcher.frames == []

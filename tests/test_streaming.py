@@ -114,12 +114,15 @@ def test_killed_streamer_is_restarted_and_disabled_one_stays_down(
     btc = wait_for(restarted, seconds=30)
     assert btc["statistics"]["restarts"] == 1 and btc["statistics"]["last_restart_time"]
 
+    eth_pid = read_status()["collectors"]["eth"]["pid"]
     reply = send_command("disable", "eth")
     assert reply["ok"], reply
-    eth_pid = read_status()["collectors"]["eth"]["pid"]
-    assert eth_pid is None and supervisor.get_status("eth")["status"] == "disabled"
+    wait_for(lambda: read_status()["collectors"]["eth"]["status"] == "disabled", seconds=10)
     time.sleep(2)
-    assert read_status()["collectors"]["eth"]["status"] == "disabled"   # stays down
+    status = read_status()["collectors"]["eth"]
+    assert status["status"] == "disabled" and status["pid"] is None   # stays down
+    with pytest.raises(ProcessLookupError):
+        os.kill(eth_pid, 0)                                              # its process is gone
 
     before = store.count("trade", symbol="BTC/USD")
     wait_for(lambda: store.count("trade", symbol="BTC/USD") > before, seconds=30)   # others flow
