@@ -19,23 +19,26 @@ KINDS = ("order_book", "trades", "ticker", "candles")
 TIMEFRAMES = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d", "1w")
 MIN_MS = 1230768000000  # 2009-01-01: nothing in crypto is older
 SYMBOL_RE = re.compile(r"[A-Z0-9]+/[A-Z0-9]+")
-_DECIMAL_RE = re.compile(r"(\d+)(?:\.(\d*))?")
+_DECIMAL_RE = re.compile(r"([0-9]+)(?:\.([0-9]*))?")   # ASCII digits only: "١٢٣" is no price
 
 
 class CollectorError(Exception):
     """A failed fetch as a value: becomes the error object of error.schema.json."""
 
     def __init__(self, code: str, detail: str = "", status: int | None = None,
-                 retry_after: float | None = None):
+                 retry_after: float | None = None, transient: bool = False):
         assert code in ERROR_CODES, code
         super().__init__(f"{code}: {detail}" if detail else code)
         self.code = code
         self.detail = detail
         self.status = status
         self.retry_after = retry_after
+        self.transient = transient   # the exchange said its trouble is passing
 
     @property
     def retryable(self) -> bool:
+        if self.transient:
+            return True
         if self.code in ("http_status", "exchange_error"):   # a server error may pass
             return self.status is not None and self.status >= 500
         return self.code in RETRYABLE_CODES
@@ -107,7 +110,7 @@ def decimal_key(canonical: str) -> tuple:
 
 def to_ms(value, scale: int = 1000) -> int:
     """An integer time in units of 1/scale s (int or digit string) to integer milliseconds."""
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit():
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool):
         raise bad_schema(f"not an integer time: {value!r:.40}")

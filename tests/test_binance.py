@@ -290,3 +290,11 @@ def test_bad_frames_get_codes(text, code):
     with pytest.raises(CollectorError) as caught:
         binance.parse_ws(text, RECEIVED)
     assert caught.value.code == code
+
+
+def test_quote_split_prefers_the_common_market():
+    from proj.exchanges import get_exchange
+    binance = get_exchange("binance")
+    assert binance.from_exchange_symbol("ADAEUR") == "ADA/EUR"     # not AD/AEUR
+    assert binance.from_exchange_symbol("GALAEUR") == "GALA/EUR"
+    assert binance.from_exchange_symbol("BNBIDR") == "BNB/IDR"     # not BN/BIDR

@@ -444,3 +444,19 @@ def wait_for(condition, seconds=8.0):
             return True
         time.sleep(0.05)
     return False
+
+
+def test_absurd_exponents_are_bad_schema_not_a_crash():
+    from proj.exchanges.kraken import exact_number
+    for text in ("1e200000000", "1e-99999999999999999999"):
+        with pytest.raises(CollectorError) as caught:
+            exact_number(text)
+        assert caught.value.code == "bad_schema"
+
+
+def test_kraken_outage_inside_http_200_is_retried(fresh_sim):
+    from proj.collect import fetch_records
+    fresh_sim.set_fault("/0/public/Ticker", "exchange_error", reason="EService:Unavailable", times=1)
+    result = fetch_records("kraken", "ticker", "BTC/USD", base_url=fresh_sim.url, attempts=2)
+    assert result.get("type") == "ticker", result
+    assert fresh_sim.request_count("/0/public/Ticker") == 2

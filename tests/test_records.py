@@ -53,3 +53,15 @@ def test_candle_bounds():
               "low": "4", "close": "7", "volume": "1", "trades": None}
     with pytest.raises(CollectorError, match="close"):
         check_candle(candle)
+
+
+def test_only_ascii_digits_make_a_decimal():
+    with pytest.raises(CollectorError):
+        canon_decimal("١٢٣")
+    with pytest.raises(CollectorError):
+        to_ms("١٢٣٤٥٦٧٨٩٠١٢٣")
+
+
+def test_transient_exchange_errors_are_retryable():
+    assert CollectorError("exchange_error", "EService:Unavailable", transient=True).retryable
+    assert not CollectorError("exchange_error", "EQuery:Unknown asset pair").retryable

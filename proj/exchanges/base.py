@@ -53,6 +53,11 @@ class Exchange:
         it becomes rate_limited, not exchange_error, whatever the HTTP status."""
         return False
 
+    def is_transient_error(self, doc) -> bool:
+        """True if the error envelope `doc` reports a passing outage (Kraken's
+        EService:Unavailable inside HTTP 200): exchange_error, but retried."""
+        return False
+
     # ---- rate limits (the shared limiter in proj.ratelimit uses these) ------------------
     rate_limit: tuple | None = None   # (weight, seconds): the public REST budget per IP
 
@@ -123,7 +128,7 @@ class Exchange:
         reason = self.error_reason(doc)
         if reason is not None:
             raise CollectorError("rate_limited" if self.is_rate_limit_error(doc) else "exchange_error",
-                                 reason)
+                                 reason, transient=self.is_transient_error(doc))
         with _shape_errors(f"{self.name} {kind}"):
             if kind == "order_book":
                 result = self.parse_order_book(doc, symbol, received, limit)
@@ -159,5 +164,5 @@ def _shape_errors(what: str):
         yield
     except CollectorError:
         raise
-    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise bad_schema(f"{what}: unexpected shape ({type(exc).__name__}: {exc})") from None

@@ -25,11 +25,14 @@ from .base import Exchange
 
 # Quote assets Binance spot lists, longest first so that "FDUSD" wins over "USD..." and
 # "USDT" over shorter tails. A market ending in none of these is refused, not guessed.
+# Left out on purpose: quotes that end in another quote (AEUR ~ EUR, BIDR ~ IDR) make the
+# split ambiguous from the text alone (ADAEUR is ADA/EUR, not AD/AEUR); the common market
+# wins, and such a rare pair needs the exchange's own symbol list.
 _QUOTES = tuple(sorted((
-    "USDT", "USDC", "FDUSD", "TUSD", "BUSD", "USDP", "DAI", "BFUSD", "USD1", "AEUR", "EURI",
+    "USDT", "USDC", "FDUSD", "TUSD", "BUSD", "USDP", "DAI", "BFUSD", "USD1", "EURI",
     "BTC", "ETH", "BNB", "XRP", "TRX", "DOGE", "DOT", "SOL",
     "EUR", "GBP", "TRY", "BRL", "AUD", "JPY", "RUB", "UAH", "ZAR", "PLN", "RON", "ARS", "MXN",
-    "COP", "CZK", "NGN", "IDR", "IDRT", "BIDR", "BKRW", "VAI", "PAX", "UST",
+    "COP", "CZK", "NGN", "IDR", "IDRT", "BKRW", "VAI", "PAX", "UST",
 ), key=len, reverse=True))
 
 # REST request weights (GET /api/v3/depth, /trades, /klines, /ticker/24hr with one symbol)

@@ -275,7 +275,7 @@ class Coinbase(Exchange):
             "type": "order_book", "exchange": self.name,
             "symbol": self.from_exchange_symbol(event["product_id"]),
             "timestamp": iso_ms(stamp), "received": received,
-            "nonce": doc["sequence_num"],   # the connection's message sequence
+            "nonce": _sequence(doc["sequence_num"]),   # the connection's message sequence
             "bids": bids, "asks": asks,
         }
 
@@ -326,3 +326,9 @@ def iso_ms(text) -> int:
 
 
 EXCHANGE = Coinbase()
+
+
+def _sequence(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise bad_schema(f"coinbase: bad sequence_num {value!r:.40}")
+    return value

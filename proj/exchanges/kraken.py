@@ -85,6 +85,8 @@ _QUOTES = tuple(sorted((
 ), key=len, reverse=True))
 _LEGACY_QUOTES = tuple(name for name in _LEGACY if name[1:] in _QUOTES)
 
+TRANSIENT_MESSAGES = ("EService:Unavailable", "EService:Busy", "EGeneral:Internal error",
+                      "EService:Deadline elapsed")
 RATE_LIMIT_MESSAGES = ("EAPI:Rate limit exceeded", "EGeneral:Too many requests",
                        "EService:Throttled")
 MAX_DEPTH = 500          # Depth `count`: 1..500 (Kraken's default 100)
@@ -160,6 +162,11 @@ class Kraken(Exchange):
 
     def is_rate_limit_error(self, doc) -> bool:
         return isinstance(doc, dict) and any(message.startswith(RATE_LIMIT_MESSAGES)
+                                             for message in _errors(doc))
+
+    def is_transient_error(self, doc) -> bool:
+        # Kraken reports its own outages inside HTTP 200: worth another attempt
+        return isinstance(doc, dict) and any(message.startswith(TRANSIENT_MESSAGES)
                                              for message in _errors(doc))
 
     def parse_order_book(self, doc, symbol, received, limit):
@@ -362,7 +369,8 @@ def _count(value) -> int | None:
     return value
 
 
-_EXPONENT_RE = re.compile(r"(\d+)(?:\.(\d*))?[eE]([+-]?\d+)")
+_EXPONENT_RE = re.compile(r"([0-9]+)(?:\.([0-9]*))?[eE]([+-]?[0-9]+)")
+MAX_EXPONENT = 40
 _SECONDS_RE = re.compile(r"(\d+)(?:\.(\d*))?")
 
 
@@ -374,7 +382,10 @@ def exact_number(text):
     match = _EXPONENT_RE.fullmatch(text)
     if match is None:
         return text
-    whole, fraction, exponent = match.group(1), match.group(2) or "", int(match.group(3))
+    whole, fraction = match.group(1), match.group(2) or ""
+    if len(match.group(3)) > 3 or abs(int(match.group(3))) > MAX_EXPONENT:
+        raise bad_schema(f"kraken: number out of range {text[:40]!r}")   # no price is 1e200000000
+    exponent = int(match.group(3))
     digits, point = whole + fraction, len(whole) + exponent
     if point <= 0:
         return "0." + "0" * -point + digits
