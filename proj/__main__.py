@@ -15,6 +15,7 @@ from . import settings
 from .records import KINDS, TIMEFRAMES
 
 FLOWER_PORT = 5555
+METRICS_PORT = 9808
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     control.add_argument("symbol", nargs="?", help="for add-symbol / remove-symbol")
     control.add_argument("--json", action="store_true", help="status as JSON")
 
+    metrics = commands.add_parser("metrics", help="serve Prometheus metrics (all worker "
+                                  "processes added up, and feed freshness)")
+    metrics.add_argument("--port", type=int, default=9808)
+    metrics.add_argument("--host", default="127.0.0.1",
+                         help="address to bind (default loopback; 0.0.0.0 in a container)")
+
     for name, text in (("run", "worker, beat and Flower on this machine until Ctrl-C"),
                        ("demo", "the same against the exchange simulator, showing rows arrive")):
         cmd = commands.add_parser(name, help=text)
@@ -66,6 +73,16 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if args.command == "fetch":
         return command_fetch(args)
+    if args.command == "metrics":
+        from .metrics import serve
+        serve(args.port, args.host)
+        print(f"metrics on http://{args.host}:{args.port}/metrics", file=sys.stderr)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            return 0
     if args.command == "stream":
         return command_stream(args)
     if args.command == "streamers":
@@ -201,12 +218,14 @@ def command_run(args, demo: bool) -> int:
         services["flower"] = celery + ["flower", "--address=127.0.0.1", f"--port={FLOWER_PORT}",
                                        "--persistent=True", f"--db={data / 'flower.db'}"]
     services["streamers"] = [sys.executable, "-m", "streamers"]
+    services["metrics"] = [sys.executable, "-m", "proj", "metrics", "--port", str(METRICS_PORT)]
     children = {name: subprocess.Popen(cmd, env=env, cwd=settings.PROJECT_DIR,
                                        start_new_session=True)
                 for name, cmd in services.items()}
     print(f"collector running: {', '.join(children)} (data in {data}; store "
           f"{settings.database_url()}"
           + (f"; Flower on http://127.0.0.1:{FLOWER_PORT}" if "flower" in children else "")
+          + f"; metrics on http://127.0.0.1:{METRICS_PORT}/metrics"
           + "). Ctrl-C stops.", file=sys.stderr)
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))

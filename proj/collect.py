@@ -11,7 +11,7 @@ import logging
 import random
 import time
 
-from . import http, ratelimit, settings
+from . import http, metrics, ratelimit, settings
 from .exchanges import get_exchange
 from .exchanges.base import decode_json
 from .records import KINDS, SYMBOL_RE, TIMEFRAMES, CollectorError
@@ -156,6 +156,8 @@ def should_retry(error: CollectorError, attempt: int, attempts: int) -> bool:
 
 
 def log_failure(error: CollectorError, attempt: int, final: bool, **context) -> None:
+    if final:
+        metrics.count_error(context.get("exchange"), error.code)
     fields = " ".join(f"{k}={v}" for k, v in context.items() if v is not None)
     log.warning("fetch %s err=%s attempt=%d %s detail=%s",
                 "failed" if final else "will retry", error.code, attempt, fields, error.detail)

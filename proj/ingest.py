@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 
+from . import metrics
 from .exchanges import get_exchange
 from .records import CollectorError
 
@@ -20,6 +21,7 @@ def normalize_frames(exchange: str, frames: list) -> tuple[list, Counter]:
             records.extend(adapter.parse_ws(text, received))
         except CollectorError as error:
             errors[error.code] += 1
+            metrics.count_error(exchange, error.code)
             log.warning("frame refused err=%s exchange=%s detail=%s frame=%.200s",
                         error.code, exchange, error.detail, text)
     return records, errors

@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import logging
+import time
 
-from . import settings
+from . import metrics, settings
 from .fanout import fan_out
+from .state import open_state
 from .store import open_store
 
 log = logging.getLogger("collector")
 _store = None
+_state = None
 
 
 def get_store():
@@ -29,8 +32,20 @@ def publish_records(records: list[dict]) -> int:
     if not records:
         return 0
     new = get_store().write_new(records)
+    metrics.count_published(records, time.time_ns() // 1_000_000)
+    try:
+        metrics.note_fresh_data(get_state(), records)
+    except Exception as exc:   # freshness is for health checks; the data is already safe
+        log.error("freshness not recorded: %s", exc)
     try:
         fan_out(new)
     except Exception as exc:
         log.error("fan-out failed err=network records=%d detail=%s", len(new), exc)
     return len(new)
+
+
+def get_state():
+    global _state
+    if _state is None:
+        _state = open_state()
+    return _state

@@ -9,7 +9,7 @@ import logging
 
 from celery import chain
 
-from proj import collect, settings
+from proj import collect, metrics, settings
 from proj.celery import app
 from proj.publish import publish_records
 from proj.records import CollectorError, is_error
@@ -59,6 +59,7 @@ def validate(raw):
 @app.task(name="collector.poll.publish", bind=True, max_retries=10)
 def publish(self, records):
     if is_error(records):
+        metrics.count_error(records.get("exchange"), records["err"])
         log.warning("poll failed err=%s exchange=%s symbol=%s type=%s detail=%s",
                     records["err"], records.get("exchange"), records.get("symbol"),
                     records.get("type"), records.get("detail", ""))

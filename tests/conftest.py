@@ -54,6 +54,10 @@ os.environ.update({
     "COLLECTOR_REDIS_URL": "redis://127.0.0.1:6379/15",   # fan-out, rate limits, shared state
 })
 os.environ.setdefault("COLLECTOR_DATA_DIR", tempfile.mkdtemp(prefix="collector-tests-"))
+# every process of the test session (workers, exporter) counts into the same place
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR",
+                      os.path.join(os.environ["COLLECTOR_DATA_DIR"], "metrics"))
+os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
 
 @pytest.fixture(scope="session")
