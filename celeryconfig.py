@@ -4,6 +4,7 @@ Values come from the environment through proj.settings; with nothing set, the br
 results and store are files under var/ so that one machine needs nothing installed.
 """
 import os
+from datetime import timedelta
 
 from kombu import Exchange, Queue
 
@@ -65,9 +66,15 @@ task_routes = {
     "collector.poll.validate": {"queue": "poll"},
     "collector.poll.publish": {"queue": "publish"},
     "collector.ingest": {"queue": "ingest"},
+    "collector.health_check": {"queue": "poll"},
 }
 
 imports = ("tasks.fetch", "tasks.poll", "tasks.ingest")
 
 beat_schedule = _beat_schedule(settings.collectors_file())
+beat_schedule["health check"] = {
+    "task": "collector.health_check",
+    "schedule": timedelta(seconds=settings.health_check_interval()),
+    "options": {"expires": settings.health_check_interval()},
+}
 beat_schedule_filename = str(_data / "celerybeat-schedule")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import signal
 import subprocess
@@ -53,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     control.add_argument("symbol", nargs="?", help="for add-symbol / remove-symbol")
     control.add_argument("--json", action="store_true", help="status as JSON")
 
+    status = commands.add_parser("status", help="one table for the whole system (polls and "
+                                 "streams), from the shared state")
+    status.add_argument("--json", action="store_true", help="the manager dictionary as JSON")
+
     metrics = commands.add_parser("metrics", help="serve Prometheus metrics (all worker "
                                   "processes added up, and feed freshness)")
     metrics.add_argument("--port", type=int, default=9808)
@@ -69,10 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("sim", help="serve the exchange simulator (sim --help for its options)")
 
     args = parser.parse_args(argv)
-    logging.basicConfig(level=settings.log_level(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from .logs import configure
+    configure(args.command)
     if args.command == "fetch":
         return command_fetch(args)
+    if args.command == "status":
+        return command_status(args)
     if args.command == "metrics":
         from .metrics import serve
         serve(args.port, args.host)
@@ -153,6 +158,30 @@ def command_streamers(args) -> int:
     return 0 if reply["ok"] else 1
 
 
+def command_status(args) -> int:
+    from .health import system_status
+    from .state import open_state
+    report = system_status(open_state())
+    if args.json:
+        sys.stdout.buffer.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
+        return 0
+    stats = report["statistics"]
+    print(f"{stats['total_collectors']} collectors: {stats['running']} running, "
+          f"{stats['failed']} failed, {stats['unhealthy']} unhealthy, "
+          f"{stats['restarts_performed']} restarts"
+          + ("" if report["supervisor_running"] else "; streamer supervisor not reporting"))
+    rows = [("collector", "kind", "state", "healthy", "data age", "messages", "errors", "restarts")]
+    for name, c in sorted(report["collectors"].items(), key=lambda item: (item[1]["kind"], item[0])):
+        st, age = c["statistics"], c["health"]["time_since_data"]
+        by_code = st.get("errors_by_code") or {}
+        errors = ",".join(f"{k}:{v}" for k, v in sorted(by_code.items())) or str(st["errors"])
+        rows.append((name, c["kind"], c["status"], "yes" if c["health_status"]["is_healthy"] else "NO",
+                     f"{age:.1f}s" if age is not None else "-", str(st["messages_received"]),
+                     errors, str(st["restarts"])))
+    _print_table(rows, report["collectors"])
+    return 0
+
+
 def _print_streamers_status(status) -> int:
     if not status:
         print("no supervisor has reported yet (start it with `python -m streamers` or `run`)")
@@ -170,13 +199,18 @@ def _print_streamers_status(status) -> int:
                      str(stats["messages_received"]), str(stats["messages_processed"]),
                      str(stats["errors"]), str(stats["reconnect_attempts"]), str(stats["restarts"]),
                      ",".join(c["symbols"])))
+    _print_table(rows, status["collectors"])
+    return 0
+
+
+def _print_table(rows: list[tuple], collectors: dict) -> None:
+    """Aligned columns, then each collector's health issues, one a line."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
-    for name, c in sorted(status["collectors"].items()):
-        for issue in c["health_status"]["issues"]:
+    for name, collector in sorted(collectors.items()):
+        for issue in collector["health_status"]["issues"]:
             print(f"{name}: {issue}")
-    return 0
 
 
 def command_run(args, demo: bool) -> int:

@@ -101,3 +101,35 @@ def backend_task() -> tuple[str, str] | None:
     """(task name, queue) to send every record to as a background job, if configured."""
     name = _env("COLLECTOR_BACKEND_TASK")
     return (name, _env("COLLECTOR_BACKEND_QUEUE", "backend")) if name else None
+
+
+def error_threshold() -> int:
+    """Errors in a row after which a collector is unhealthy."""
+    return int(_env("COLLECTOR_ERROR_THRESHOLD", "5"))
+
+
+def max_reconnect_attempts() -> int:
+    """Restarts in a row (supervisor or health check) before a streamer is marked failed."""
+    return int(_env("MAX_RECONNECT_ATTEMPTS", "10"))
+
+
+def health_check_interval() -> float:
+    return float(_env("DEFAULT_HEALTH_CHECK_INTERVAL", "30"))
+
+
+def log_dir() -> Path | None:
+    """Where rotating log files go (e.g. logs/); unset: stderr only."""
+    value = _env("COLLECTOR_LOG_DIR")
+    return Path(value).resolve() if value else None
+
+
+def log_max_files() -> int:
+    return int(_env("LOG_MAX_FILES", "5"))
+
+
+def log_max_bytes() -> int:
+    return int(_env("COLLECTOR_LOG_MAX_BYTES", str(10 * 1024 * 1024)))
+
+
+def log_cleanup() -> bool:
+    return (_env("LOG_CLEANUP", "false") or "").lower() in ("1", "true", "yes", "on")

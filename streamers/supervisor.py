@@ -42,8 +42,8 @@ def run_streamer(config: dict) -> None:
 
     from .connection import Streamer
 
-    logging.basicConfig(level=settings.log_level(),
-                        format=f"%(asctime)s %(levelname)s streamer[{config['name']}] %(message)s")
+    from proj.logs import configure
+    configure(f"streamer-{config['name']}")
     state = open_state()
     exchange = config["exchange"]
 
@@ -153,6 +153,11 @@ class Supervisor:
             streamer.process = None
             streamer.last_exit = f"exit code {code}"
             streamer.failures_in_a_row += 1
+            if streamer.failures_in_a_row > settings.max_reconnect_attempts():
+                streamer.status = "failed"
+                log.error("supervisor: %s died %d times in a row; it stays failed (enable or "
+                          "restart it to try again)", streamer.name, streamer.failures_in_a_row)
+                return
             if not streamer.auto_restart:
                 streamer.status = "failed"
                 log.error("supervisor: %s died (%s); auto_restart is off", streamer.name, streamer.last_exit)
@@ -198,6 +203,8 @@ class Supervisor:
         if streamer is None:
             reply = {"ok": False, "detail": f"no stream named {name!r} (have {', '.join(self.streamers)})"}
         elif verb == "enable":
+            if streamer.status == "failed":
+                self._stop_process(streamer)
             streamer.should_be_running, streamer.status, streamer.next_start_at = True, "stopped", 0
             streamer.failures_in_a_row = 0
             reply = {"ok": True, "detail": f"{name} enabled"}
@@ -207,7 +214,12 @@ class Supervisor:
             streamer.status = "disabled"
             reply = {"ok": True, "detail": f"{name} disabled"}
         elif verb == "restart":
+            streamer.failures_in_a_row = 0
             reply = self._restart(streamer, f"{name} restarted")
+        elif verb == "fail":   # the health check gave up on it: down, and saying so
+            self._stop_process(streamer)
+            streamer.status = "failed"
+            reply = {"ok": True, "detail": f"{name} marked failed (enable or restart to retry)"}
         elif verb in ("add_symbol", "remove_symbol"):
             symbol = (command.get("symbol") or "").upper()
             symbols = streamer.config["symbols"]
@@ -304,13 +316,17 @@ class Supervisor:
 
 # ---- what the CLI uses ----------------------------------------------------------------------
 def send_command(command: str, name: str, symbol: str | None = None, wait: float = 15.0,
-                 state=None) -> dict:
-    """Ask the running supervisor; its reply, or a timeout error if none is running."""
+                 state=None, expires_in: float | None = None) -> dict:
+    """Ask the running supervisor; its reply, or a timeout error if none answered in `wait`
+    seconds (wait=0: do not wait). The command expires after `expires_in` (default `wait`)."""
     state = state or open_state()
     command_id = uuid.uuid4().hex
     # a command nobody answers in time must not run whenever a supervisor next starts
-    state.push_command(COMMANDS, {"id": command_id, "command": command, "name": name,
-                                  "symbol": symbol, "expires": time.time() + wait})
+    state.push_command(COMMANDS, {"id": command_id if wait else None, "command": command,
+                                  "name": name, "symbol": symbol,
+                                  "expires": time.time() + (expires_in or wait or 30)})
+    if not wait:
+        return {"ok": True, "detail": f"{command} {name}: sent"}
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         reply = state.get(f"reply:{command_id}")

@@ -11,7 +11,8 @@ from celery import chain
 
 from proj import collect, metrics, settings
 from proj.celery import app
-from proj.publish import publish_records
+from proj.health import check_health, record_poll
+from proj.publish import get_state, publish_records
 from proj.records import CollectorError, is_error
 from proj.store import InvalidRecord
 
@@ -48,28 +49,49 @@ def fetch(self, exchange, type, symbol, timeframe=None, limit=None):
 def validate(raw):
     if is_error(raw):
         return raw
+    poll = {"exchange": raw["exchange"], "type": raw["type"], "symbol": raw["symbol"]}
     try:
         result = collect.normalize(raw)
     except CollectorError as error:
-        return error.to_dict(attempts=1, exchange=raw["exchange"], symbol=raw["symbol"],
-                             type=raw["type"])
-    return result if isinstance(result, list) else [result]
+        return error.to_dict(attempts=1, **poll)
+    return {**poll, "records": result if isinstance(result, list) else [result]}
 
 
-@app.task(name="collector.poll.publish", bind=True, max_retries=10)
-def publish(self, records):
-    if is_error(records):
-        metrics.count_error(records.get("exchange"), records["err"])
+# max_retries=None: a database outage of any length must not lose a poll's data
+@app.task(name="collector.poll.publish", bind=True, max_retries=None)
+def publish(self, outcome):
+    if is_error(outcome):
+        metrics.count_error(outcome.get("exchange"), outcome["err"])
+        _record_poll(outcome, outcome["err"])
         log.warning("poll failed err=%s exchange=%s symbol=%s type=%s detail=%s",
-                    records["err"], records.get("exchange"), records.get("symbol"),
-                    records.get("type"), records.get("detail", ""))
-        return records
+                    outcome["err"], outcome.get("exchange"), outcome.get("symbol"),
+                    outcome.get("type"), outcome.get("detail", ""))
+        return outcome
+    records = outcome["records"]
     try:
         stored = publish_records(records)
     except InvalidRecord as exc:   # a bug upstream, not a passing fault: do not retry
         log.error("publish refused err=bad_schema detail=%s", exc)
+        _record_poll(outcome, "bad_schema")
         return CollectorError("bad_schema", str(exc)).to_dict()
     except Exception as exc:       # the database is away: keep the data, try again later
         log.warning("publish will retry: %s", exc)
         raise self.retry(countdown=collect.retry_delay(CollectorError("network"), self.request.retries))
+    _record_poll(outcome, None)
     return {"stored": stored, "received": len(records)}
+
+
+def _record_poll(outcome: dict, error: str | None) -> None:
+    """The poll's heartbeat for the health check; best effort, never the data path's fault."""
+    try:
+        record_poll(get_state(), outcome.get("exchange"), outcome.get("type"),
+                    outcome.get("symbol"), error)
+    except Exception as exc:
+        log.error("poll heartbeat not recorded: %s", exc)
+
+
+@app.task(name="collector.health_check", ignore_result=True)
+def health_check():
+    """Beat runs this every DEFAULT_HEALTH_CHECK_INTERVAL seconds."""
+    report = check_health(get_state())
+    return report["statistics"]
