@@ -15,8 +15,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m streamers", description=__doc__)
     parser.add_argument("--config", type=Path, default=settings.collectors_file())
     args = parser.parse_args(argv)
-    logging.basicConfig(level=settings.log_level(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from proj.logs import configure
+    configure("streamers")
     streams = load_streams(args.config)
     if not streams:
         logging.getLogger("collector.streamers").warning("no [[stream]] in %s: nothing to run", args.config)
