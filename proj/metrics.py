@@ -8,6 +8,7 @@ supervisor's restarts.
 """
 from __future__ import annotations
 
+import glob
 import os
 import time
 
@@ -86,10 +87,20 @@ class StateCollector:
         yield total
 
 
+class TreeCollector(MultiProcessCollector):
+    """MultiProcessCollector over the folder and its subfolders: in a deployment each worker
+    container counts into its own subfolder of one shared volume (process ids repeat between
+    containers), and all of them add up here."""
+
+    def collect(self):
+        files = glob.glob(os.path.join(self._path, "**", "*.db"), recursive=True)
+        return self.merge(files, accumulate=True)
+
+
 def registry(state) -> CollectorRegistry:
     """What the exporter serves: every process's counters, added up, and the state's gauges."""
     registry = CollectorRegistry()
-    MultiProcessCollector(registry)
+    TreeCollector(registry)
     registry.register(StateCollector(state))
     return registry
 
