@@ -115,7 +115,7 @@ def check_health(state, ask_supervisor=None) -> dict:
     streams = {s["name"] for s in load_streams(settings.collectors_file())}
     for name, status in report["collectors"].items():
         if not status["health_status"]["is_healthy"]:
-            log.warning("health: %s unhealthy: %s", name, "; ".join(status["health_status"]["issues"]))
+            log.warning("health: collector=%s unhealthy: %s", name, "; ".join(status["health_status"]["issues"]))
         if status.get("kind") != "stream" or name not in streams:
             continue
         key = f"health:restarts:{name}"
@@ -127,7 +127,7 @@ def check_health(state, ask_supervisor=None) -> dict:
         if status["status"] in ("disabled", "failed") or now < memo["next_at"]:
             continue
         if memo["in_a_row"] >= settings.max_reconnect_attempts():
-            log.error("health: %s still unhealthy after %d restarts: marking it failed",
+            log.error("health: collector=%s still unhealthy after %d restarts: marking it failed",
                       name, memo["in_a_row"])
             ask_supervisor("fail", name)
             continue
@@ -135,6 +135,6 @@ def check_health(state, ask_supervisor=None) -> dict:
         memo["in_a_row"] += 1
         memo["next_at"] = now + settings.reconnect_delay() * 2 ** (memo["in_a_row"] - 1)
         state.put(key, memo)
-        log.warning("health: asked the supervisor to restart %s (%d in a row)", name, memo["in_a_row"])
+        log.warning("health: asked the supervisor to restart collector=%s (%d in a row)", name, memo["in_a_row"])
     state.put(HEALTH_KEY, report)
     return report

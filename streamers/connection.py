@@ -111,7 +111,7 @@ class Streamer:
                     failures, self._had_data = 0, False
                 delay = backoff_delay(failures, settings.reconnect_delay(), settings.reconnect_delay_cap())
                 failures += 1
-                log.warning("stream %s: connection lost (%s); reconnect attempt %d in %.2fs",
+                log.warning("collector=%s connection lost (%s); reconnect attempt %d in %.2fs",
                             self.name, self.stats.last_error, self.stats.reconnect_attempts, delay)
                 self._report(force=True)
                 self._stopping.wait(delay)
@@ -130,7 +130,7 @@ class Streamer:
         self._had_data = False
         self.stats.connections += 1
         self.stats.connected_since = time.time()
-        log.info("stream %s: connected to %s, subscribing %s", self.name, self.url,
+        log.info("collector=%s connected to %s, subscribing %s", self.name, self.url,
                  ", ".join(self.channels))
         return ws
 
@@ -191,14 +191,14 @@ class Streamer:
         elif what == "heartbeat":
             self.stats.last_heartbeat = time.time()   # alive, but not data: silence still counts
         elif what == "ack":
-            log.info("stream %s: subscribed %s", self.name, channel)
+            log.info("collector=%s subscribed %s", self.name, channel)
         elif what == "error":
             self.stats.errors += 1
             self.stats.last_error = text[:300]
-            log.warning("stream %s: exchange error frame: %.300s", self.name, text)
+            log.warning("collector=%s exchange error frame: %.300s", self.name, text)
         elif what == "reconnect":
             self.stats.reconnect_requests += 1
-            log.info("stream %s: exchange asks for a new connection", self.name)
+            log.info("collector=%s exchange asks for a new connection", self.name)
         else:
             return self._unexpected(text[:200])
         return what
@@ -206,7 +206,7 @@ class Streamer:
     def _unexpected(self, what: str) -> str:
         self.stats.errors += 1
         self.stats.last_error = f"unexpected frame: {what}"
-        log.warning("stream %s: unexpected frame (skipped): %s", self.name, what)
+        log.warning("collector=%s unexpected frame (skipped): %s", self.name, what)
         return "unknown"
 
     def _replace(self, old):
@@ -216,7 +216,7 @@ class Streamer:
             new = self._connect()
             self._await_acks(new)
         except (websocket.WebSocketException, OSError, ConnectionLost) as exc:
-            log.warning("stream %s: replacement connection failed (%s); keeping the old one",
+            log.warning("collector=%s replacement connection failed (%s); keeping the old one",
                         self.name, exc)
             return old
         self.stats.reconnect_attempts += 1
@@ -271,7 +271,7 @@ class Streamer:
             try:
                 self.on_stats(snapshot)
             except Exception as exc:   # status is best effort; the data path must go on
-                log.warning("stream %s: status not written: %s", self.name, exc)
+                log.warning("collector=%s status not written: %s", self.name, exc)
 
 
 def _close(ws) -> None:

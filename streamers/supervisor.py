@@ -143,7 +143,7 @@ class Supervisor:
             stats = self.state.get(f"streamer:{streamer.name}") or {}
             beat = max(stats.get("updated") or 0, streamer.started_at or 0)
             if now - beat > HUNG_AFTER:   # alive but no longer reporting: hung, not healthy
-                log.error("supervisor: %s has not reported for %.0fs; killing it", streamer.name,
+                log.error("supervisor: collector=%s has not reported for %.0fs; killing it", streamer.name,
                           now - beat)
                 streamer.process.kill()
                 streamer.process.join(5)
@@ -160,13 +160,13 @@ class Supervisor:
                 return
             if not streamer.auto_restart:
                 streamer.status = "failed"
-                log.error("supervisor: %s died (%s); auto_restart is off", streamer.name, streamer.last_exit)
+                log.error("supervisor: collector=%s died (%s); auto_restart is off", streamer.name, streamer.last_exit)
                 return
             delay = backoff_delay(streamer.failures_in_a_row - 1, settings.reconnect_delay(),
                                   settings.reconnect_delay_cap())
             streamer.next_start_at = now + delay
             streamer.status = "restarting"
-            log.warning("supervisor: %s died (%s); restarting in %.2fs", streamer.name,
+            log.warning("supervisor: collector=%s died (%s); restarting in %.2fs", streamer.name,
                         streamer.last_exit, delay)
         if streamer.status == "failed" or now < streamer.next_start_at:
             return
@@ -182,7 +182,7 @@ class Supervisor:
         streamer.process.start()
         streamer.started_at = time.time()
         streamer.status = "running"
-        log.info("supervisor: started %s (pid %s)", streamer.name, streamer.process.pid)
+        log.info("supervisor: collector=%s started (pid %s)", streamer.name, streamer.process.pid)
 
     def _stop_process(self, streamer: ManagedStreamer) -> None:
         process, streamer.process = streamer.process, None
@@ -232,7 +232,7 @@ class Supervisor:
             reply = self._restart(streamer, f"{name} now streams {', '.join(symbols)}")
         else:
             reply = {"ok": False, "detail": f"unknown command {verb!r}"}
-        log.info("supervisor: %s %s: %s", verb, name, reply["detail"])
+        log.info("supervisor: command=%s collector=%s: %s", verb, name, reply["detail"])
         return self._reply(command, reply)
 
     def _restart(self, streamer: ManagedStreamer, detail: str) -> dict:
