@@ -20,6 +20,7 @@ from .metrics import FRESH_PREFIX
 log = logging.getLogger("collector")
 POLL_PREFIX = "poll:"
 HEALTH_KEY = "health"
+FIRST_SEEN_KEY = "health:first_seen"
 
 
 def poll_name(exchange: str, kind: str, symbol: str) -> str:
@@ -45,6 +46,7 @@ def record_poll(state, exchange: str, kind: str, symbol: str, error: str | None 
 def poll_statuses(state, now: float | None = None) -> dict:
     """get_status()-like dictionaries for every poll of collectors.toml."""
     now = now or time.time()
+    first_seen = state.get(FIRST_SEEN_KEY) or {}
     statuses = {}
     for poll in load_polls(settings.collectors_file()):
         exchange, kind, symbol = poll["exchange"], poll["type"], poll["symbol"]
@@ -56,15 +58,19 @@ def poll_statuses(state, now: float | None = None) -> dict:
         issues = []
         # silent: no data for the silence limit, or for three intervals if polls are slower
         silence = max(settings.max_silence(), 3 * poll["interval"])
-        if last_run is None or now - last_run > silence:
+        # a poll beat has not had a first chance to run (its interval since the health
+        # check first saw it) is pending, not missing
+        pending = last_run is None and now - first_seen.get(poll_name(exchange, kind, symbol), 0) <= silence
+        if not pending and (last_run is None or now - last_run > silence):
             issues.append("should run but does not")
-        if last_data is None or now - last_data > silence:
+        if not pending and (last_data is None or now - last_data > silence):
             issues.append("no data within the silence limit")
         if entry.get("errors_in_a_row", 0) >= settings.error_threshold():
             issues.append(f"{entry['errors_in_a_row']} errors in a row ({entry.get('last_error')})")
         statuses[poll_name(exchange, kind, symbol)] = {
             "name": poll_name(exchange, kind, symbol), "kind": "poll", "exchange": exchange,
-            "status": "running" if last_run and now - last_run <= silence else "stopped",
+            "status": ("running" if last_run and now - last_run <= silence
+                       else "pending" if pending else "stopped"),
             "should_be_running": True, "symbols": [symbol], "data_types": [kind],
             "auto_restart": False,
             "health": {"time_since_heartbeat": round(now - last_run, 3) if last_run else None,
@@ -110,8 +116,12 @@ def check_health(state, ask_supervisor=None) -> dict:
     from streamers.supervisor import send_command
     ask_supervisor = ask_supervisor or (lambda verb, name: send_command(verb, name, wait=0,
                                                                         state=state))
-    report = system_status(state)
     now = time.time()
+    first_seen = state.get(FIRST_SEEN_KEY) or {}
+    names = {poll_name(p["exchange"], p["type"], p["symbol"]) for p in load_polls(settings.collectors_file())}
+    if names - set(first_seen):
+        state.put(FIRST_SEEN_KEY, {**{name: now for name in names}, **first_seen})
+    report = system_status(state)
     streams = {s["name"] for s in load_streams(settings.collectors_file())}
     for name, status in report["collectors"].items():
         if not status["health_status"]["is_healthy"]:

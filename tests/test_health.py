@@ -97,3 +97,10 @@ def test_polls_report_heartbeats_and_errors(health_env):
     assert poll["kind"] == "poll" and poll["statistics"]["errors_by_code"] == {"timeout": 2}
     assert poll["health"]["time_since_heartbeat"] < 5
     assert "no data within the silence limit" in poll["health_status"]["issues"]   # nothing stored
+
+
+def test_a_poll_not_yet_due_is_pending_not_missing(health_env):
+    state = health_env
+    check_health(state, ask_supervisor=lambda verb, name: None)   # first sight of the poll
+    poll = system_status(state)["collectors"]["poll bitstamp ticker ETH/USD"]
+    assert poll["status"] == "pending" and poll["health_status"]["issues"] == []
