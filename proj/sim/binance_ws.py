@@ -29,21 +29,18 @@ prices agree; trades arrive at random intervals (mean `trade_interval`) at the t
 """
 from __future__ import annotations
 
-import functools
 import json
 import math
-import random
 import re
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 from urllib.parse import parse_qs, urlsplit
 
+from ._livefeed import Ids, LiveFeed, dumps, paced_send
 from .binance import PAIRS, Market, PairSpec, amount_str, price_str, update_id
-from .bitstamp import SPREAD_FRACTION
 from .bitstamp_ws import LiveBook
-from .wsserver import MAX_QUEUE, Frame, WsRoute, WsServer, WsSession
+from .wsserver import Frame, WsRoute, WsServer, WsSession
 
 STREAM_RE = re.compile(r"(?P<symbol>[a-z0-9]+)@(?:(?P<trade>trade)|"
                        r"depth(?P<levels>5|10|20)(?:@(?P<speed>100ms|1000ms))?)")
@@ -51,10 +48,6 @@ BOOK_LEVELS = 20
 ID_EPOCH_US = 1_500_000_000 * 1_000_000   # trade ids: microseconds since 2017-07-14 (rising)
 METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
 _ID_RE = re.compile(r"[A-Za-z0-9_-]{1,36}")
-
-
-def dumps(document: Any) -> str:
-    return json.dumps(document, separators=(",", ":"))
 
 
 def error_frame(code: int, msg: str, request_id: Any = None, with_id: bool = False) -> str:
@@ -82,20 +75,6 @@ def parse_stream(name: Any) -> tuple[str, str, float] | None:
     return match["symbol"], f"depth{match['levels']}", 0.1 if match["speed"] == "100ms" else 1.0
 
 
-class _Ids:
-    """Unique increasing integers: microseconds since ID_EPOCH_US, or one more than the last."""
-
-    def __init__(self) -> None:
-        self.last = 0
-        self.lock = threading.Lock()
-
-    def take(self, count: int, now: float) -> list[int]:
-        with self.lock:
-            first = max(self.last + 1, math.floor(now * 1_000_000) - ID_EPOCH_US)
-            self.last = first + count - 1
-            return list(range(first, first + count))
-
-
 @dataclass
 class _LiveSymbol:
     market: Market
@@ -106,7 +85,7 @@ class _LiveSymbol:
     due: dict[str, float] = field(default_factory=dict)   # depth stream -> monotonic
 
 
-class BinanceWs:
+class BinanceWs(LiveFeed):
     """Binance's websocket market streams. `trade_interval`: mean seconds between lively
     trades per subscribed symbol (None or 0: none); may be changed while running."""
 
@@ -125,43 +104,13 @@ class BinanceWs:
         self.max_connection_age = max_connection_age
         self.shutdown_notice = shutdown_notice
         self.prefix = prefix.rstrip("/")
-        self._rng = random.Random(seed)
-        self._trade_ids = _Ids()
-        self._lock = threading.Lock()          # live symbols, books, rng
-        self._live: dict[str, _LiveSymbol] = {}
-        self._kick = threading.Condition()
-        self._kicked = False
-        self._halt = threading.Event()
-        self._server: WsServer | None = None
-        self._thread: threading.Thread | None = None
+        self._init_feed(seed)
+        self._trade_ids = Ids(ID_EPOCH_US)
 
     def ws_routes(self) -> list[WsRoute]:
         # The first route is what Simulator.ws_url_for("binance") names: the combined endpoint.
         return [WsRoute(self.prefix + "/stream", "combined"), WsRoute(self.prefix + "/ws", "raw"),
                 WsRoute(self.prefix, "combined")]
-
-    # -- lifecycle ------------------------------------------------------------------------------
-
-    def start(self, server: WsServer) -> None:
-        self._server = server
-        self._halt.clear()
-        with self._lock:
-            self._live.clear()
-        self._thread = threading.Thread(target=self._feed_loop, name=f"sim-ws-{self.name}-feed",
-                                        daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._halt.set()
-        self.wake()
-        if self._thread is not None:
-            self._thread.join(5.0)
-            self._thread = None
-
-    def wake(self) -> None:
-        with self._kick:
-            self._kicked = True
-            self._kick.notify_all()
 
     # -- connections ----------------------------------------------------------------------------
 
@@ -177,9 +126,6 @@ class BinanceWs:
         for stream in filter(None, streams):
             if parse_stream(stream) is not None:   # anything else: accepted, never sent on
                 session.subscribe(stream)
-        self.wake()
-
-    def on_close(self, session: WsSession) -> None:
         self.wake()
 
     def on_message(self, session: WsSession, message: Frame) -> None:
@@ -273,17 +219,7 @@ class BinanceWs:
         """Emit exactly `count` trades on <pair>@trade (see WsServer.run_script), in place of
         the lively ones while the script runs; sent in the combined form. Returns their ids."""
         pair = pair.lower()
-        if pair not in self.markets:
-            raise ValueError(f"unknown symbol {pair!r}; known: {', '.join(self.markets)}")
-        if int(count) < 0:
-            raise ValueError("count must not be negative")
-        if self._server is None:
-            raise RuntimeError("websocket server not started")
-        ids = self._trade_ids.take(int(count), self.clock()) if count else []
-        self._server.run_script(self.name, pair, f"{pair}@trade",
-                                [(i, functools.partial(self._scripted_trade, pair, i)) for i in ids],
-                                interval)
-        return ids
+        return self._script(pair, count, interval, self.markets, "symbol", f"{pair}@trade")
 
     def blast_trades(self, pair: str, count: int) -> list[int]:
         """For throughput benchmarks: queue `count` trade frames at once on every connection
@@ -292,9 +228,8 @@ class BinanceWs:
         pair = pair.lower()
         if pair not in self.markets:
             raise ValueError(f"unknown symbol {pair!r}; known: {', '.join(self.markets)}")
-        if self._server is None:
-            raise RuntimeError("websocket server not started")
-        ids = self._trade_ids.take(int(count), self.clock()) if count else []
+        server = self._server_started()
+        ids = self._take_ids(pair, count)
         with self._lock:   # built first: only sending is timed
             now = self.clock()
             live = self._live_symbol(pair, time.monotonic(), now)
@@ -302,12 +237,9 @@ class BinanceWs:
         stream = f"{pair}@trade"
         combined = [dumps({"stream": stream, "data": p}) for p in payloads]
         raw = [dumps(p) for p in payloads]
-        for session in self._server.subscribers(self.name, stream):
-            queued = getattr(session, "queued", None)
+        for session in server.subscribers(self.name, stream):
             for frame in combined if session.data.get("combined", True) else raw:
-                while queued is not None and queued() >= MAX_QUEUE // 2 and session.alive:
-                    time.sleep(0.001)   # the writer's queue is bounded: keep it fed, not full
-                session.send(frame)
+                paced_send(session, frame)
         return ids
 
     def _scripted_trade(self, pair: str, trade_id: int) -> str:
@@ -328,25 +260,10 @@ class BinanceWs:
                 last_update_id=update_id(now))
         return live
 
-    def _next_trade_delay(self) -> float:
-        interval = self.trade_interval
-        return self._rng.expovariate(1 / interval) if interval else math.inf
-
     def _trade(self, live: _LiveSymbol, trade_id: int, now: float) -> dict[str, Any]:
         """A trade at the touch, taking liquidity from the level it hits (lock held)."""
-        market, book, rng = live.market, live.book, self._rng
-        buy = rng.random() < 0.5                  # the taker buys at the best ask
-        level = book.best_ask() if buy else book.best_bid()
-        if level is None:
-            half = max(1.0, market.mid_ticks(now) * SPREAD_FRACTION) / 2
-            price, available = max(1, round(market.mid_ticks(now) + (half if buy else -half))), None
-        else:
-            price, available = level, (book.asks if buy else book.bids)[level]
-        amount = max(1, round(market.spec.typical_amount * math.exp(3 * (rng.random() - 0.5))
-                              * market.amount_scale))
-        if available is not None:
-            amount = min(amount, available)
-            (book.set_ask if buy else book.set_bid)(price, available - amount)
+        market = live.market
+        buy, price, amount = self._hit_touch(market, live.book, now, always_take=True)
         live.last_update_id += 1
         now_ms = math.floor(now * 1000)
         return {"e": "trade", "E": now_ms, "s": market.spec.url_symbol, "t": trade_id,
@@ -360,32 +277,24 @@ class BinanceWs:
                 "bids": [[price_str(market, p), amount_str(market, a)] for p, a in bids[:levels]],
                 "asks": [[price_str(market, p), amount_str(market, a)] for p, a in asks[:levels]]}
 
-    def _feed_loop(self) -> None:
-        while not self._halt.is_set():
-            server = self._server
-            assert server is not None
-            wanted: dict[str, set[str]] = {}
-            for channel in server.channels(self.name):
-                parsed = parse_stream(channel)
-                if parsed and parsed[0] in self.markets:
-                    wanted.setdefault(parsed[0], set()).add(channel)
-            sends: list[tuple[str, dict[str, Any]]] = []
-            with self._lock:
-                now_m, now = time.monotonic(), self.clock()
-                for symbol in [s for s in self._live if s not in wanted]:
-                    del self._live[symbol]   # nobody listening: start afresh next time
-                wake_at = now_m + 0.5
-                for symbol, channels in wanted.items():
-                    live = self._live_symbol(symbol, now_m, now)
-                    sends += self._due(symbol, live, channels, now_m, now)
-                    wake_at = min([wake_at, live.next_trade, live.next_step, *live.due.values()])
-            for channel, payload in sends:
-                self._send(server, channel, payload)
-            self._connection_rules(server)
-            with self._kick:
-                if not self._kicked:
-                    self._kick.wait(max(0.0, wake_at - time.monotonic()))
-                self._kicked = False
+    def _split_channel(self, channel: str) -> tuple[str, str] | None:
+        parsed = parse_stream(channel)
+        return (parsed[0], channel) if parsed and parsed[0] in self.markets else None
+
+    def _feed(self, server: WsServer, wanted: dict[str, set[str]]) -> float:
+        sends: list[tuple[str, dict[str, Any]]] = []
+        with self._lock:
+            now_m, now = time.monotonic(), self.clock()
+            self._drop_unwanted(wanted)
+            wake_at = now_m + 0.5
+            for symbol, channels in wanted.items():
+                live = self._live_symbol(symbol, now_m, now)
+                sends += self._due(symbol, live, channels, now_m, now)
+                wake_at = min([wake_at, live.next_trade, live.next_step, *live.due.values()])
+        for channel, payload in sends:
+            self._send(server, channel, payload)
+        self._connection_rules(server)
+        return wake_at
 
     def _due(self, symbol: str, live: _LiveSymbol, channels: set[str], now_m: float, now: float
              ) -> list[tuple[str, dict[str, Any]]]:

@@ -24,29 +24,23 @@ apart from (always above) the REST tids.
 """
 from __future__ import annotations
 
-import functools
 import json
 import math
 import random
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from ._livefeed import Ids, LiveFeed, dumps, paced_send
 from .bitstamp import (BOOK_DEPTH, LEVEL_GAP_FRACTION, MAX_PAIRS, PAIRS, SPREAD_FRACTION,
                        TID_EPOCH, Market, PairSpec)
-from .wsserver import MAX_QUEUE, Frame, WsRoute, WsServer, WsSession
+from .wsserver import Frame, WsRoute, WsServer, WsSession
 
 CHANNEL_KINDS = ("live_trades", "order_book", "diff_order_book")
 BOOK_EXTRA = 30            # live levels kept beyond the 100 shown, so deletions keep it full
 BOOK_CHURN_LEVELS = 12     # random changes happen among the best this many levels
 ORDER_ID_BASE = 10 ** 15   # order ids: 16 digits, like the recorded ones
 EPOCH_US = TID_EPOCH * 1_000_000
-
-
-def dumps(document: Any) -> str:
-    # Bitstamp's websocket frames are compact JSON (no spaces), unlike its REST bodies.
-    return json.dumps(document, separators=(",", ":"))
 
 
 def error_frame(message: str) -> str:
@@ -68,22 +62,6 @@ def parse_channel(channel: Any) -> tuple[str, str] | None:
         if channel.startswith(kind + "_") and len(channel) > len(kind) + 1:
             return kind, channel[len(kind) + 1:]
     return None
-
-
-class _Ids:
-    """Unique increasing integers: microseconds since `epoch_us` (plus `base`), or one more
-    than the last one handed out when the clock has not moved on."""
-
-    def __init__(self, base: int = 0) -> None:
-        self.base = base
-        self.last = 0
-        self.lock = threading.Lock()
-
-    def take(self, count: int, now: float) -> list[int]:
-        with self.lock:
-            first = max(self.last + 1, self.base + math.floor(now * 1_000_000) - EPOCH_US)
-            self.last = first + count - 1
-            return list(range(first, first + count))
 
 
 # -------------------------------------------------------------------------------------------
@@ -216,7 +194,7 @@ class _LivePair:
 # -------------------------------------------------------------------------------------------
 # The exchange as the websocket server sees it
 
-class BitstampWs:
+class BitstampWs(LiveFeed):
     """Bitstamp's websocket API v2. `trade_interval` / `book_interval`: mean seconds between
     lively trades and between book changes per subscribed pair (None or 0: none). They may be
     changed while running. `strict_channels=False` acknowledges well-formed channels of
@@ -237,43 +215,12 @@ class BitstampWs:
         self.depth = depth
         self.strict_channels = strict_channels
         self.prefix = prefix
-        self._rng = random.Random(seed)
-        self._trade_ids = _Ids()
-        self._order_ids = _Ids(ORDER_ID_BASE)
-        self._lock = threading.Lock()          # live pairs, books, rng
-        self._live: dict[str, _LivePair] = {}
-        self._kick = threading.Condition()
-        self._kicked = False
-        self._halt = threading.Event()
-        self._server: WsServer | None = None
-        self._thread: threading.Thread | None = None
+        self._init_feed(seed)
+        self._trade_ids = Ids(EPOCH_US)
+        self._order_ids = Ids(EPOCH_US, ORDER_ID_BASE)
 
     def ws_routes(self) -> list[WsRoute]:
         return [WsRoute(self.prefix)]
-
-    # -- lifecycle ------------------------------------------------------------------------------
-
-    def start(self, server: WsServer) -> None:
-        self._server = server
-        self._halt.clear()
-        with self._lock:
-            self._live.clear()
-        self._thread = threading.Thread(target=self._feed_loop, name=f"sim-ws-{self.name}-feed",
-                                        daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._halt.set()
-        self.wake()
-        if self._thread is not None:
-            self._thread.join(5.0)
-            self._thread = None
-
-    def wake(self) -> None:
-        """Make the feed look at subscriptions and intervals again now."""
-        with self._kick:
-            self._kicked = True
-            self._kick.notify_all()
 
     # -- what clients send ----------------------------------------------------------------------
 
@@ -307,9 +254,6 @@ class BitstampWs:
             self.wake()
         else:
             session.send(error_frame(BAD_EVENT))
-
-    def on_close(self, session: WsSession) -> None:
-        self.wake()
 
     def _valid_channel(self, channel: Any) -> bool:
         parsed = parse_channel(channel)
@@ -353,31 +297,18 @@ class BitstampWs:
     def script_trades(self, pair: str, count: int, interval: float = 0.005) -> list[int]:
         """Emit exactly `count` trades on live_trades_{pair} (see WsServer.run_script), in place
         of the lively ones while the script runs. Returns their ids, in order."""
-        if pair not in self.markets:
-            raise ValueError(f"unknown pair {pair!r}; known: {', '.join(self.markets)}")
-        if int(count) < 0:
-            raise ValueError("count must not be negative")
-        if self._server is None:
-            raise RuntimeError("websocket server not started")
-        ids = self._trade_ids.take(int(count), self.clock()) if count else []
-        self._server.run_script(self.name, pair, f"live_trades_{pair}",
-                                [(i, functools.partial(self._scripted_trade, pair, i)) for i in ids],
-                                interval)
-        return ids
+        return self._script(pair, count, interval, self.markets, "pair", f"live_trades_{pair}")
 
     def blast_trades(self, pair: str, count: int) -> list[int]:
         """For throughput benchmarks: queue `count` trade frames at once on every connection
         subscribed to live_trades_{pair}, as fast as the socket takes them. No faults, no
         exactly-once bookkeeping (that is script_trades). Returns their ids."""
-        if self._server is None:
-            raise RuntimeError("websocket server not started")
-        ids = self._trade_ids.take(int(count), self.clock()) if count else []
+        server = self._server_started()
+        ids = self._take_ids(pair, count)
         frames = [self._scripted_trade(pair, i) for i in ids]   # built first: only sending is timed
-        for session in self._server.subscribers(self.name, f"live_trades_{pair}"):
+        for session in server.subscribers(self.name, f"live_trades_{pair}"):
             for frame in frames:
-                while session.queued() >= MAX_QUEUE // 2 and session.alive:
-                    time.sleep(0.001)   # the writer's queue is bounded: keep it fed, not full
-                session.send(frame)
+                paced_send(session, frame)
         return ids
 
     def _scripted_trade(self, pair: str, trade_id: int) -> str:
@@ -397,28 +328,11 @@ class BitstampWs:
                 next_trade=now_m + self._next_trade_delay(), next_book=now_m)   # a book at once
         return live
 
-    def _next_trade_delay(self) -> float:
-        interval = self.trade_interval
-        return self._rng.expovariate(1 / interval) if interval else math.inf
-
     def _trade(self, pair: str, live: _LivePair, trade_id: int, now: float) -> dict[str, Any]:
         """A trade at the touch, taking liquidity from the level it hits (lock held)."""
-        market, book, rng = live.market, live.book, self._rng
-        side = 0 if rng.random() < 0.5 else 1      # 0: buy (hits the best ask), 1: sell
-        level = book.best_ask() if side == 0 else book.best_bid()
-        if level is None:
-            half = max(1.0, market.mid_ticks(now) * SPREAD_FRACTION) / 2
-            price = max(1, round(market.mid_ticks(now) + (half if side == 0 else -half)))
-            available = None
-        else:
-            price = level
-            available = (book.asks if side == 0 else book.bids)[level]
-        amount = max(1, round(market.spec.typical_amount * math.exp(3 * (rng.random() - 0.5))
-                              * market.amount_scale))
-        if available is not None:
-            amount = min(amount, available)
-            if self.book_interval:   # without book changes nothing would ever refill it
-                (book.set_ask if side == 0 else book.set_bid)(price, available - amount)
+        market, rng = live.market, self._rng
+        buy, price, amount = self._hit_touch(market, live.book, now)
+        side = 0 if buy else 1                      # 0: buy (hits the best ask), 1: sell
         micro = live.last_micro = max(live.last_micro, math.floor(now * 1_000_000))
         taker = self._order_ids.take(1, now)[0]
         maker = taker - rng.randint(1_000, 50_000_000)
@@ -439,32 +353,24 @@ class BitstampWs:
                 "bids": [[market.price_str(p), market.amount_str(a)] for p, a in bids],
                 "asks": [[market.price_str(p), market.amount_str(a)] for p, a in asks]}
 
-    def _feed_loop(self) -> None:
-        while not self._halt.is_set():
-            server = self._server
-            assert server is not None
-            wanted: dict[str, set[str]] = {}
-            for channel in server.channels(self.name):
-                parsed = parse_channel(channel)
-                if parsed and parsed[1] in self.markets:
-                    wanted.setdefault(parsed[1], set()).add(parsed[0])
-            frames: list[tuple[str, str]] = []
-            with self._lock:
-                now_m, now = time.monotonic(), self.clock()
-                for pair in [p for p in self._live if p not in wanted]:
-                    del self._live[pair]   # nobody listening: start afresh from REST next time
-                wake_at = now_m + 1.0
-                for pair, kinds in wanted.items():
-                    live = self._live_pair(pair, now_m, now)
-                    live.kinds = kinds
-                    frames += self._due_frames(pair, live, now_m, now)
-                    wake_at = min(wake_at, live.next_trade, live.next_book)
-            for channel, frame in frames:
-                server.broadcast(self.name, channel, frame)
-            with self._kick:
-                if not self._kicked:
-                    self._kick.wait(max(0.0, wake_at - time.monotonic()))
-                self._kicked = False
+    def _split_channel(self, channel: str) -> tuple[str, str] | None:
+        parsed = parse_channel(channel)
+        return (parsed[1], parsed[0]) if parsed and parsed[1] in self.markets else None
+
+    def _feed(self, server: WsServer, wanted: dict[str, set[str]]) -> float:
+        frames: list[tuple[str, str]] = []
+        with self._lock:
+            now_m, now = time.monotonic(), self.clock()
+            self._drop_unwanted(wanted)
+            wake_at = now_m + 1.0
+            for pair, kinds in wanted.items():
+                live = self._live_pair(pair, now_m, now)
+                live.kinds = kinds
+                frames += self._due_frames(pair, live, now_m, now)
+                wake_at = min(wake_at, live.next_trade, live.next_book)
+        for channel, frame in frames:
+            server.broadcast(self.name, channel, frame)
+        return wake_at
 
     def _due_frames(self, pair: str, live: _LivePair, now_m: float, now: float
                     ) -> list[tuple[str, str]]:

@@ -33,15 +33,15 @@ from __future__ import annotations
 import functools
 import json
 import math
-import random
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from .bitstamp import MAX_PAIRS, SPREAD_FRACTION
-from .bitstamp_ws import LiveBook, _Ids
+from ._livefeed import Ids, LiveFeed, dumps, paced_send
+from .bitstamp import MAX_PAIRS
+from .bitstamp_ws import EPOCH_US, LiveBook
 from .coinbase import PRODUCTS, Product, ProductSpec, rfc3339
 from .wsserver import Frame, WsRoute, WsServer, WsSession
 
@@ -53,11 +53,6 @@ FAILED_TO_PARSE = "failure to parse message"
 BAD_CHANNEL = "Failed to subscribe: unknown channel"
 BAD_PRODUCTS = "Failed to subscribe: invalid product_ids"
 BAD_TYPE = "Failed to parse message: type must be subscribe or unsubscribe"
-
-
-def dumps(document: Any) -> str:
-    # Coinbase's websocket frames are compact JSON, keys in the recorded order.
-    return json.dumps(document, separators=(",", ":"))
 
 
 def error_frame(message: str) -> str:
@@ -97,7 +92,7 @@ class _Live:
     kinds: set[str] = field(default_factory=set)
 
 
-class CoinbaseWs:
+class CoinbaseWs(LiveFeed):
     """Coinbase Advanced Trade's market-data websocket. `trade_interval` / `book_interval`: mean
     seconds between lively trades and between book changes per subscribed product (None or 0:
     none); `heartbeat_interval`: seconds between heartbeats (1 on Coinbase). They may be changed
@@ -119,19 +114,12 @@ class CoinbaseWs:
         self.heartbeat_interval = heartbeat_interval
         self.depth = depth
         self.prefix = prefix
-        self._rng = random.Random(seed)
-        self._trade_ids = _Ids()
         # Reentrant: a first subscription may fire a pending fault (garbage) that calls back in.
-        self._lock = threading.RLock()
-        self._live: dict[str, _Live] = {}
+        self._init_feed(seed, threading.RLock())
+        self._trade_ids = Ids(EPOCH_US)
         self._heartbeats = 0
         self._next_heartbeat = 0.0
         self._started = time.monotonic()
-        self._kick = threading.Condition()
-        self._kicked = False
-        self._halt = threading.Event()
-        self._server: WsServer | None = None
-        self._thread: threading.Thread | None = None
 
     def ws_routes(self) -> list[WsRoute]:
         return [WsRoute(self.prefix)]
@@ -139,27 +127,8 @@ class CoinbaseWs:
     # -- lifecycle ------------------------------------------------------------------------------
 
     def start(self, server: WsServer) -> None:
-        self._server = server
-        self._halt.clear()
         self._started = time.monotonic()
-        with self._lock:
-            self._live.clear()
-        self._thread = threading.Thread(target=self._feed_loop, name=f"sim-ws-{self.name}-feed",
-                                        daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._halt.set()
-        self.wake()
-        if self._thread is not None:
-            self._thread.join(5.0)
-            self._thread = None
-
-    def wake(self) -> None:
-        """Make the feed look at subscriptions and intervals again now."""
-        with self._kick:
-            self._kicked = True
-            self._kick.notify_all()
+        super().start(server)
 
     # -- sending: every frame of a connection carries the next sequence_num ---------------------
 
@@ -253,9 +222,6 @@ class CoinbaseWs:
                 session.data["subs"][channel] = left
             self._emit(session, "subscriptions", self._subscriptions_events(session), now)
 
-    def on_close(self, session: WsSession) -> None:
-        self.wake()
-
     # -- documents in Coinbase's websocket shapes -----------------------------------------------
 
     def _snapshot(self, channel: str, product_id: str, live: _Live, now: float
@@ -306,22 +272,8 @@ class CoinbaseWs:
 
     def _trade(self, live: _Live, trade_id: int, now: float) -> dict[str, str]:
         """A trade at the touch, taking liquidity from the level it hits (lock held)."""
-        product, book, rng = live.product, live.book, self._rng
-        taker_buys = rng.random() < 0.5               # a buy lifts the best ask
-        level = book.best_ask() if taker_buys else book.best_bid()
-        market = product.market
-        if level is None:
-            mid = market.mid_ticks(now)
-            half = max(1.0, mid * SPREAD_FRACTION) / 2
-            price, available = max(1, round(mid + (half if taker_buys else -half))), None
-        else:
-            price, available = level, (book.asks if taker_buys else book.bids)[level]
-        amount = max(1, round(market.spec.typical_amount * math.exp(3 * (rng.random() - 0.5))
-                              * market.amount_scale))
-        if available is not None:
-            amount = min(amount, available)
-            if self.book_interval:   # without book changes nothing would ever refill it
-                (book.set_ask if taker_buys else book.set_bid)(price, available - amount)
+        product = live.product
+        taker_buys, price, amount = self._hit_touch(product.market, live.book, now)
         live.last_price = price
         trade = {"product_id": product.spec.product_id, "trade_id": str(trade_id),
                  "price": product.price(price), "size": product.size(amount),
@@ -360,34 +312,24 @@ class CoinbaseWs:
         """Emit exactly `count` trades on market_trades of product `pair` (e.g. "BTC-USD"; see
         WsServer.run_script), in place of the lively ones while the script runs. Returns
         their trade ids, in order."""
-        if pair not in self.products:
-            raise ValueError(f"unknown product {pair!r}; known: {', '.join(self.products)}")
-        if int(count) < 0:
-            raise ValueError("count must not be negative")
-        if self._server is None:
-            raise RuntimeError("websocket server not started")
-        ids = self._trade_ids.take(int(count), self.clock()) if count else []
-        items = [(i, functools.partial(self._scripted_trade, pair, i)) for i in ids]
-        self._server.run_script(self.name, pair, f"market_trades:{pair}", items, interval)
-        return ids
+        return self._script(pair, count, interval, self.products, "product",
+                            f"market_trades:{pair}")
 
     def blast_trades(self, pair: str, count: int) -> list[int]:
         """For throughput benchmarks: queue `count` trade frames at once on every connection
         subscribed to the product's market_trades. Returns their ids."""
-        if self._server is None:
-            raise RuntimeError("websocket server not started")
-        ids = self._trade_ids.take(int(count), self.clock()) if count else []
+        server = self._server_started()
+        ids = self._take_ids(pair, count)
         with self._lock:
             now = self.clock()
             live = self._live_pair(pair, time.monotonic(), now)
             events = [dumps([{"type": "update", "trades": [self._trade(live, i, now)]}])
                       for i in ids]
-        for session in self._server.subscribers(self.name, f"market_trades:{pair}"):
+        def emit(session: WsSession, payload: Frame) -> None:
+            self._emit(session, "market_trades", payload, now)   # type: ignore[arg-type]
+        for session in server.subscribers(self.name, f"market_trades:{pair}"):
             for payload in events:
-                queued = getattr(session, "queued", None)
-                while queued is not None and queued() >= 5000 and session.alive:
-                    time.sleep(0.001)   # the writer's queue is bounded: keep it fed, not full
-                self._emit(session, "market_trades", payload, now)
+                paced_send(session, payload, emit)
         return ids
 
     def _scripted_trade(self, pair: str, trade_id: int) -> str:
@@ -427,37 +369,21 @@ class CoinbaseWs:
             live.last_price = int(product.stats(now)["price"])
         return live
 
-    def _next_trade_delay(self) -> float:
-        interval = self.trade_interval
-        return self._rng.expovariate(1 / interval) if interval else math.inf
+    def _split_channel(self, channel: str) -> tuple[str, str] | None:
+        parsed = parse_channel(channel)
+        return (parsed[1], parsed[0]) if parsed and parsed[1] in self.products else None
 
-    def _book_delay(self) -> float:
-        return self.book_interval if self.book_interval else math.inf
-
-    def _feed_loop(self) -> None:
-        while not self._halt.is_set():
-            server = self._server
-            assert server is not None
-            wanted: dict[str, set[str]] = {}
-            for channel in server.channels(self.name):
-                parsed = parse_channel(channel)
-                if parsed and parsed[1] in self.products:
-                    wanted.setdefault(parsed[1], set()).add(parsed[0])
-            with self._lock:
-                now_m, now = time.monotonic(), self.clock()
-                for product_id in [p for p in self._live if p not in wanted]:
-                    del self._live[product_id]   # nobody listening: start afresh next time
-                wake_at = now_m + 1.0
-                for product_id, kinds in wanted.items():
-                    live = self._live_pair(product_id, now_m, now)
-                    live.kinds = kinds
-                    self._due(product_id, live, now_m, now)
-                    wake_at = min(wake_at, live.next_trade, live.next_book)
-                wake_at = min(wake_at, self._heartbeat(now_m, now))
-            with self._kick:
-                if not self._kicked:
-                    self._kick.wait(max(0.0, wake_at - time.monotonic()))
-                self._kicked = False
+    def _feed(self, server: WsServer, wanted: dict[str, set[str]]) -> float:
+        with self._lock:
+            now_m, now = time.monotonic(), self.clock()
+            self._drop_unwanted(wanted)
+            wake_at = now_m + 1.0
+            for product_id, kinds in wanted.items():
+                live = self._live_pair(product_id, now_m, now)
+                live.kinds = kinds
+                self._due(product_id, live, now_m, now)
+                wake_at = min(wake_at, live.next_trade, live.next_book)
+            return min(wake_at, self._heartbeat(now_m, now))
 
     def _heartbeat(self, now_m: float, now: float) -> float:
         """Heartbeats to every connection subscribed to them; when the next one is due."""

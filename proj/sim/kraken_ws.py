@@ -34,7 +34,6 @@ closes the connection after its grace period without one.
 """
 from __future__ import annotations
 
-import functools
 import json
 import math
 import random
@@ -45,7 +44,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
-from .bitstamp import SPREAD_FRACTION
+from ._livefeed import Ids, LiveFeed
 from .bitstamp_ws import LiveBook
 from .kraken import PAIRS, KrakenMarket, KrakenPair
 from .wsserver import Frame, WsRoute, WsServer, WsSession
@@ -94,20 +93,6 @@ def checksum(market: KrakenMarket, bids: Sequence[tuple[int, int]],
     return zlib.crc32((part(asks) + part(bids)).encode())
 
 
-class _Ids:
-    """Unique increasing trade ids: microseconds since 2017-07-14, or one more than the last."""
-
-    def __init__(self) -> None:
-        self.last = 0
-        self.lock = threading.Lock()
-
-    def take(self, count: int, now: float) -> list[int]:
-        with self.lock:
-            first = max(self.last + 1, math.floor(now * 1_000_000) - EPOCH_US)
-            self.last = first + count - 1
-            return list(range(first, first + count))
-
-
 @dataclass
 class _LivePair:
     market: KrakenMarket
@@ -117,7 +102,7 @@ class _LivePair:
     kinds: set[str] = field(default_factory=set)
 
 
-class KrakenWs:
+class KrakenWs(LiveFeed):
     """Kraken's websocket API v2. `trade_interval` / `book_interval`: mean seconds between
     lively trades and between book changes per subscribed pair (None or 0: none);
     `heartbeat_interval`: seconds of quiet after which a subscribed connection gets a
@@ -135,42 +120,12 @@ class KrakenWs:
         self.book_interval = book_interval
         self.heartbeat_interval = heartbeat_interval
         self.prefix = prefix
-        self._rng = random.Random(seed)
-        self._trade_ids = _Ids()
+        self._init_feed(seed, threading.RLock())   # live pairs, books, rng, per-session book views
+        self._trade_ids = Ids(EPOCH_US)
         self._connection_ids = random.Random(seed)
-        self._lock = threading.RLock()    # live pairs, books, rng, per-session book views
-        self._live: dict[str, _LivePair] = {}
-        self._kick = threading.Condition()
-        self._kicked = False
-        self._halt = threading.Event()
-        self._server: WsServer | None = None
-        self._thread: threading.Thread | None = None
 
     def ws_routes(self) -> list[WsRoute]:
         return [WsRoute(self.prefix)]
-
-    # -- lifecycle ------------------------------------------------------------------------------
-
-    def start(self, server: WsServer) -> None:
-        self._server = server
-        self._halt.clear()
-        with self._lock:
-            self._live.clear()
-        self._thread = threading.Thread(target=self._feed_loop, name=f"sim-ws-{self.name}-feed",
-                                        daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._halt.set()
-        self.wake()
-        if self._thread is not None:
-            self._thread.join(5.0)
-            self._thread = None
-
-    def wake(self) -> None:
-        with self._kick:
-            self._kicked = True
-            self._kick.notify_all()
 
     # -- what clients send ----------------------------------------------------------------------
 
@@ -181,9 +136,6 @@ class KrakenWs:
         self._send(session, dumps({"channel": "status", "type": "update", "data": [{
             "api_version": API_VERSION, "connection_id": connection_id, "system": "online",
             "version": VERSION}]}))
-
-    def on_close(self, session: WsSession) -> None:
-        self.wake()
 
     def on_message(self, session: WsSession, message: Frame) -> None:
         received = time.time()
@@ -303,17 +255,7 @@ class KrakenWs:
     def script_trades(self, symbol: str, count: int, interval: float = 0.005) -> list[int]:
         """Emit exactly `count` trades on trade:{symbol} (see WsServer.run_script), in place of
         the lively ones while the script runs. Returns their trade ids, in order."""
-        if symbol not in self.markets:
-            raise ValueError(f"unknown pair {symbol!r}; known: {', '.join(self.markets)}")
-        if int(count) < 0:
-            raise ValueError("count must not be negative")
-        if self._server is None:
-            raise RuntimeError("websocket server not started")
-        ids = self._trade_ids.take(int(count), self.clock()) if count else []
-        self._server.run_script(self.name, symbol, f"trade:{symbol}",
-                                [(i, functools.partial(self._scripted_trade, symbol, i))
-                                 for i in ids], interval)
-        return ids
+        return self._script(symbol, count, interval, self.markets, "pair", f"trade:{symbol}")
 
     def _scripted_trade(self, symbol: str, trade_id: int) -> str:
         with self._lock:
@@ -331,22 +273,9 @@ class KrakenWs:
 
     def _trade_frame(self, live: _LivePair, trade_id: int, now: float) -> str:
         """A trade at the touch, taking liquidity from the level it hits (lock held)."""
-        market, book, rng = live.market, live.book, self._rng
-        side = 0 if rng.random() < 0.5 else 1      # 0: a buy lifts the best ask
-        level = book.best_ask() if side == 0 else book.best_bid()
-        if level is None:
-            half = max(1.0, market.mid_ticks(now) * SPREAD_FRACTION) / 2
-            price = max(1, round(market.mid_ticks(now) + (half if side == 0 else -half)))
-            available = None
-        else:
-            price = level
-            available = (book.asks if side == 0 else book.bids)[level]
-        amount = max(1, round(market.spec.typical_amount * math.exp(3 * (rng.random() - 0.5))
-                              * market.amount_scale))
-        if available is not None:
-            amount = min(amount, available)
-            if self.book_interval:   # without book changes nothing would ever refill it
-                (book.set_ask if side == 0 else book.set_bid)(price, available - amount)
+        market, rng = live.market, self._rng
+        buy, price, amount = self._hit_touch(market, live.book, now)
+        side = 0 if buy else 1                      # 0: a buy lifts the best ask
         return dumps({"channel": "trade", "type": "update", "data": [self._trade_data(
             market, trade_id, side, price, amount, now,
             "market" if rng.random() < 0.6 else "limit")]})
@@ -395,38 +324,23 @@ class KrakenWs:
                 next_trade=now_m + self._next_trade_delay(), next_book=now_m + self._book_delay())
         return live
 
-    def _next_trade_delay(self) -> float:
-        interval = self.trade_interval
-        return self._rng.expovariate(1 / interval) if interval else math.inf
+    def _split_channel(self, channel: str) -> tuple[str, str] | None:
+        kind, _, symbol = channel.partition(":")
+        return (symbol, kind) if symbol in self.markets else None
 
-    def _book_delay(self) -> float:
-        return self.book_interval or math.inf
-
-    def _feed_loop(self) -> None:
-        while not self._halt.is_set():
-            server = self._server
-            assert server is not None
-            wanted: dict[str, set[str]] = {}
-            for channel in server.channels(self.name):
-                kind, _, symbol = channel.partition(":")
-                if symbol in self.markets:
-                    wanted.setdefault(symbol, set()).add(kind)
-            now_m = time.monotonic()
-            wake_at = now_m + 0.25
-            with self._lock:
-                now = self.clock()
-                for symbol in [s for s in self._live if s not in wanted]:
-                    del self._live[symbol]   # nobody listening: start afresh next time
-                for symbol, kinds in wanted.items():
-                    live = self._live_pair(symbol, now_m, now)
-                    live.kinds = kinds
-                    self._due(symbol, live, now_m, now, server)
-                    wake_at = min(wake_at, live.next_trade, live.next_book)
-            self._heartbeats(server)
-            with self._kick:
-                if not self._kicked:
-                    self._kick.wait(max(0.0, wake_at - time.monotonic()))
-                self._kicked = False
+    def _feed(self, server: WsServer, wanted: dict[str, set[str]]) -> float:
+        now_m = time.monotonic()
+        wake_at = now_m + 0.25
+        with self._lock:
+            now = self.clock()
+            self._drop_unwanted(wanted)
+            for symbol, kinds in wanted.items():
+                live = self._live_pair(symbol, now_m, now)
+                live.kinds = kinds
+                self._due(symbol, live, now_m, now, server)
+                wake_at = min(wake_at, live.next_trade, live.next_book)
+        self._heartbeats(server)
+        return wake_at
 
     def _due(self, symbol: str, live: _LivePair, now_m: float, now: float,
              server: WsServer) -> None:

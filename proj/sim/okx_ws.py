@@ -30,7 +30,6 @@ buys at the best ask and sells at the best bid, taking liquidity from that level
 """
 from __future__ import annotations
 
-import functools
 import json
 import math
 import random
@@ -40,10 +39,11 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from ._livefeed import Ids, LiveFeed, dumps, paced_send
 from .bitstamp import PairSpec
 from .bitstamp_ws import LiveBook
 from .okx import PAIRS, OkxMarket, num_orders
-from .wsserver import MAX_QUEUE, Frame, WsRoute, WsServer, WsSession
+from .wsserver import Frame, WsRoute, WsServer, WsSession
 
 CHANNELS = ("trades", "books5", "bbo-tbt", "books", "tickers")
 BOOK_DEPTH = 400           # the books channel's snapshot depth
@@ -52,10 +52,6 @@ IDLE_TIMEOUT = 30.0        # seconds without any frame either way before OKX clo
 IDLE_CLOSE_CODE, IDLE_CLOSE_REASON = 4004, "No data received in 30s."
 EPOCH_US = 1_500_000_000 * 1_000_000   # trade ids: microseconds since then, per instrument
 NOTICE_MESSAGE = "The connection will soon be closed for a service upgrade. Please reconnect."
-
-
-def dumps(document: Any) -> str:
-    return json.dumps(document, separators=(",", ":"))
 
 
 def parse_channel(channel: Any) -> tuple[str, str] | None:
@@ -79,20 +75,6 @@ def checksum(bids: list[list[str]], asks: list[list[str]]) -> int:
     return value - (1 << 32) if value >= 1 << 31 else value
 
 
-class _Ids:
-    """Unique increasing trade ids of one instrument."""
-
-    def __init__(self) -> None:
-        self.last = 0
-        self.lock = threading.Lock()
-
-    def take(self, count: int, now: float) -> list[int]:
-        with self.lock:
-            first = max(self.last + 1, math.floor(now * 1_000_000) - EPOCH_US)
-            self.last = first + count - 1
-            return list(range(first, first + count))
-
-
 @dataclass
 class _LiveInst:
     market: OkxMarket
@@ -106,7 +88,7 @@ class _LiveInst:
     kinds: set[str] = field(default_factory=set)
 
 
-class OkxWs:
+class OkxWs(LiveFeed):
     """OKX's public websocket. `trade_interval` / `book_interval`: mean seconds between lively
     trades and between book changes per subscribed instrument (None or 0: none); they may be
     changed while running, and so may `idle_timeout`. `strict_channels=False` acknowledges
@@ -125,42 +107,12 @@ class OkxWs:
         self.strict_channels = strict_channels
         self.prefix = prefix.rstrip("/")
         self.idle_timeout = idle_timeout
-        self._rng = random.Random(seed)
-        self._ids = {inst: _Ids() for inst in self.markets}
-        self._lock = threading.Lock()          # live instruments, books, rng
-        self._live: dict[str, _LiveInst] = {}
-        self._kick = threading.Condition()
-        self._kicked = False
-        self._halt = threading.Event()
-        self._server: WsServer | None = None
-        self._thread: threading.Thread | None = None
+        self._init_feed(seed)
+        self._ids = {inst: Ids(EPOCH_US) for inst in self.markets}   # trade ids per instrument
 
     def ws_routes(self) -> list[WsRoute]:
         # The first route is what Simulator.ws_url_for("okx") gives: OKX's own path.
         return [WsRoute(f"{self.prefix}/ws/v5/public", "public"), WsRoute(self.prefix, "public")]
-
-    # -- lifecycle ------------------------------------------------------------------------------
-
-    def start(self, server: WsServer) -> None:
-        self._server = server
-        self._halt.clear()
-        with self._lock:
-            self._live.clear()
-        self._thread = threading.Thread(target=self._feed_loop, name=f"sim-ws-{self.name}-feed",
-                                        daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._halt.set()
-        self.wake()
-        if self._thread is not None:
-            self._thread.join(5.0)
-            self._thread = None
-
-    def wake(self) -> None:
-        with self._kick:
-            self._kicked = True
-            self._kick.notify_all()
 
     # -- what clients send ----------------------------------------------------------------------
 
@@ -208,9 +160,6 @@ class OkxWs:
                 session.send(ack)
         self.wake()
 
-    def on_close(self, session: WsSession) -> None:
-        self.wake()
-
     def _error(self, code: str, message: str, session: WsSession) -> str:
         return dumps({"event": "error", "msg": message, "code": code,
                       "connId": session.data.get("conn_id", "")})
@@ -246,32 +195,22 @@ class OkxWs:
         """Emit exactly `count` trades on trades:{pair} (pair = instId, e.g. "BTC-USDT"; see
         WsServer.run_script), in place of the lively ones while the script runs. Returns
         their tradeIds (as integers), in order."""
-        if pair not in self.markets:
-            raise ValueError(f"unknown instrument {pair!r}; known: {', '.join(self.markets)}")
-        if int(count) < 0:
-            raise ValueError("count must not be negative")
-        if self._server is None:
-            raise RuntimeError("websocket server not started")
-        ids = self._ids[pair].take(int(count), self.clock()) if count else []
-        self._server.run_script(self.name, pair, f"trades:{pair}",
-                                [(i, functools.partial(self._scripted_trade, pair, i)) for i in ids],
-                                interval)
-        return ids
+        return self._script(pair, count, interval, self.markets, "instrument", f"trades:{pair}")
 
     def blast_trades(self, pair: str, count: int) -> list[int]:
         """For throughput benchmarks: queue `count` trade frames at once on every connection
         subscribed to trades:{pair}, as fast as the socket takes them (no faults, no
         exactly-once bookkeeping: that is script_trades). Returns their tradeIds."""
-        if self._server is None:
-            raise RuntimeError("websocket server not started")
-        ids = self._ids[pair].take(int(count), self.clock()) if count else []
+        server = self._server_started()
+        ids = self._take_ids(pair, count)
         frames = [self._scripted_trade(pair, i) for i in ids]   # built first: only sending is timed
-        for session in self._server.subscribers(self.name, f"trades:{pair}"):
+        for session in server.subscribers(self.name, f"trades:{pair}"):
             for frame in frames:
-                while session.alive and getattr(session, "queued", lambda: 0)() >= MAX_QUEUE // 2:
-                    time.sleep(0.001)   # the writer's queue is bounded: keep it fed, not full
-                session.send(frame)
+                paced_send(session, frame)
         return ids
+
+    def _ids_for(self, pair: str) -> Ids:
+        return self._ids[pair]
 
     def _scripted_trade(self, inst: str, trade_id: int) -> str:
         with self._lock:
@@ -291,29 +230,14 @@ class OkxWs:
                 next_book=now_m)   # a book at once
         return live
 
-    def _next_delay(self, interval: float | None) -> float:
-        return self._rng.expovariate(1 / interval) if interval else math.inf
-
     def _stamp(self, live: _LiveInst, now: float) -> str:
         live.last_ms = max(live.last_ms, math.floor(now * 1000))
         return str(live.last_ms)
 
     def _trade(self, inst: str, live: _LiveInst, trade_id: int, now: float) -> dict[str, Any]:
         """A trade at the touch, taking liquidity from the level it hits (lock held)."""
-        market, book, rng = live.market, live.book, self._rng
-        buy = rng.random() < 0.5                   # the taker's side
-        price = book.best_ask() if buy else book.best_bid()
-        if price is None:
-            mid = market.mid_ticks(now)
-            price, available = max(1, round(mid + (1 if buy else -1))), None
-        else:
-            available = (book.asks if buy else book.bids)[price]
-        amount = max(1, round(market.spec.typical_amount * math.exp(3 * (rng.random() - 0.5))
-                              * market.amount_scale))
-        if available is not None:
-            amount = min(amount, available)
-            if self.book_interval:   # without book changes nothing would ever refill it
-                (book.set_ask if buy else book.set_bid)(price, available - amount)
+        market = live.market
+        buy, price, amount = self._hit_touch(market, live.book, now, spread=False)
         return {"arg": {"channel": "trades", "instId": inst},
                 "data": [{"instId": inst, "tradeId": str(trade_id), "px": market.px(price),
                           "sz": market.sz(amount), "side": "buy" if buy else "sell",
@@ -322,36 +246,28 @@ class OkxWs:
     def _levels(self, market: OkxMarket, side: list[tuple[int, int]]) -> list[list[str]]:
         return [[market.px(p), market.sz(a), "0", num_orders(p)] for p, a in side]
 
-    def _feed_loop(self) -> None:
-        while not self._halt.is_set():
-            server = self._server
-            assert server is not None
-            wanted: dict[str, set[str]] = {}
-            for channel in server.channels(self.name):
-                parsed = parse_channel(channel)
-                if parsed and parsed[1] in self.markets:
-                    wanted.setdefault(parsed[1], set()).add(parsed[0])
-            frames: list[tuple[str, str]] = []
-            books: list[tuple[str, Any]] = []
-            with self._lock:
-                now_m, now = time.monotonic(), self.clock()
-                for inst in [i for i in self._live if i not in wanted]:
-                    del self._live[inst]   # nobody listening: start afresh from REST next time
-                wake_at = now_m + 1.0
-                for inst, kinds in wanted.items():
-                    live = self._live_inst(inst, now_m, now)
-                    live.kinds = kinds
-                    frames += self._due_frames(inst, live, now_m, now, books)
-                    wake_at = min(wake_at, live.next_trade, live.next_book)
-            for channel, frame in frames:
-                server.broadcast(self.name, channel, frame)
-            for inst, update in books:
-                self._send_books(server, inst, update)
-            self._close_idle(server)
-            with self._kick:
-                if not self._kicked:
-                    self._kick.wait(max(0.0, wake_at - time.monotonic()))
-                self._kicked = False
+    def _split_channel(self, channel: str) -> tuple[str, str] | None:
+        parsed = parse_channel(channel)
+        return (parsed[1], parsed[0]) if parsed and parsed[1] in self.markets else None
+
+    def _feed(self, server: WsServer, wanted: dict[str, set[str]]) -> float:
+        frames: list[tuple[str, str]] = []
+        books: list[tuple[str, Any]] = []
+        with self._lock:
+            now_m, now = time.monotonic(), self.clock()
+            self._drop_unwanted(wanted)
+            wake_at = now_m + 1.0
+            for inst, kinds in wanted.items():
+                live = self._live_inst(inst, now_m, now)
+                live.kinds = kinds
+                frames += self._due_frames(inst, live, now_m, now, books)
+                wake_at = min(wake_at, live.next_trade, live.next_book)
+        for channel, frame in frames:
+            server.broadcast(self.name, channel, frame)
+        for inst, update in books:
+            self._send_books(server, inst, update)
+        self._close_idle(server)
+        return wake_at
 
     def _due_frames(self, inst: str, live: _LiveInst, now_m: float, now: float,
                     books: list[tuple[str, Any]]) -> list[tuple[str, str]]:
