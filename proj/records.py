@@ -69,8 +69,14 @@ def canon_decimal(value) -> str:
     Strings are the exchanges' exact values and are only trimmed, never rounded. Floats are
     refused: a float price has already lost the exchange's exact value.
     """
-    if isinstance(value, str):
-        match = _DECIMAL_RE.fullmatch(value)
+    if type(value) is str:
+        # the hot path (every price and amount of every frame): plain str methods, no regex
+        whole, dot, frac = value.partition(".")
+        if whole.isdigit() and (frac.isdigit() or not frac) and value.isascii():
+            whole = whole.lstrip("0") or "0"
+            frac = frac.rstrip("0")
+            return f"{whole}.{frac}" if frac else whole
+        match = None
     elif isinstance(value, int) and not isinstance(value, bool):
         match = _DECIMAL_RE.fullmatch(str(value))
     else:
