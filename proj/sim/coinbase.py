@@ -29,13 +29,13 @@ import json
 import math
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Callable, Iterator, Sequence
 
 from .bitstamp import MAX_PAIRS, Market, PairSpec, Trade
-from .server import HTML, HugeDocument, Route, SimRequest, SimResponse, json_response
+from .server import (HTML, HugeDocument, RecentRequests, Route, SimRequest, SimResponse,
+                     json_response)
 
 API = "/api/v3/brokerage/market"
 GRANULARITIES = {"ONE_MINUTE": 60, "FIVE_MINUTE": 300, "FIFTEEN_MINUTE": 900,
@@ -438,8 +438,7 @@ class CoinbaseExchange:
         self.clock = clock
         self.products = {spec.product_id: Product(spec, i) for i, spec in enumerate(products)}
         self.rate_limit = rate_limit
-        self._recent: deque[float] = deque()
-        self._limit_lock = threading.Lock()
+        self._recent = RecentRequests()
 
     def routes(self) -> list[Route]:
         product = r"(?P<product>[^/]+)"
@@ -462,17 +461,7 @@ class CoinbaseExchange:
         return limited
 
     def _over_limit(self) -> bool:
-        if not self.rate_limit:
-            return False
-        count, seconds = self.rate_limit
-        now = time.monotonic()
-        with self._limit_lock:
-            while self._recent and self._recent[0] <= now - seconds:
-                self._recent.popleft()
-            if len(self._recent) >= count:
-                return True
-            self._recent.append(now)
-            return False
+        return self._recent.over(self.rate_limit)
 
     @staticmethod
     def too_many_requests() -> SimResponse:

@@ -34,15 +34,13 @@ import hashlib
 import itertools
 import json
 import math
-import threading
 import time
 import uuid
-from collections import deque
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Sequence
 
 from .bitstamp import Book, Market, PairSpec, Trade
-from .server import HugeDocument, Route, SimRequest, SimResponse, json_response
+from .server import HugeDocument, RecentRequests, Route, SimRequest, SimResponse, json_response
 
 # Kuna's pairs (precisions as /v4/markets/public/getAll gives them: BTC_USDT has 6 decimals of
 # BTC and 2 of USDT); price levels and activity are only plausible. DAY_NIGHT is Kuna's pair for
@@ -285,8 +283,7 @@ class KunaExchange:
         self.clock = clock
         self.markets = {spec.url_symbol: Market(spec, i) for i, spec in enumerate(pairs)}
         self.rate_limit = rate_limit
-        self._recent: deque[float] = deque()
-        self._limit_lock = threading.Lock()
+        self._recent = RecentRequests()
 
     def routes(self) -> list[Route]:
         pair = r"(?P<pair>[^/]+)"
@@ -311,17 +308,7 @@ class KunaExchange:
         return limited
 
     def _over_limit(self) -> bool:
-        if not self.rate_limit:
-            return False
-        count, seconds = self.rate_limit
-        now = time.monotonic()
-        with self._limit_lock:
-            while self._recent and self._recent[0] <= now - seconds:
-                self._recent.popleft()
-            if len(self._recent) >= count:
-                return True
-            self._recent.append(now)
-            return False
+        return self._recent.over(self.rate_limit)
 
     @staticmethod
     def too_many_requests() -> SimResponse:

@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import traceback
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterator, Protocol, Sequence
@@ -239,6 +239,29 @@ class FaultTable:
                 if chosen.times <= 0:
                     self._faults.remove(chosen)
             return replace(chosen)
+
+
+class RecentRequests:
+    """A sliding window of request times: an exchange simulator's own rate limit
+    (`rate_limit` = (count, seconds)), for modules that enforce one."""
+
+    def __init__(self) -> None:
+        self._times: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def over(self, rate_limit: tuple[int, float] | None) -> bool:
+        """Count this request; True if it goes over the limit (it is then not counted)."""
+        if not rate_limit:
+            return False
+        count, seconds = rate_limit
+        now = time.monotonic()
+        with self._lock:
+            while self._times and self._times[0] <= now - seconds:
+                self._times.popleft()
+            if len(self._times) >= count:
+                return True
+            self._times.append(now)
+            return False
 
 
 class RequestCounter:
