@@ -265,3 +265,38 @@ def test_write_new_returns_only_what_was_new(store):
     first = [trade("1"), trade("2")]
     assert store.write_new(first) == first
     assert store.write_new([trade("2"), trade("3"), trade("3")]) == [trade("3")]
+
+
+def test_bulk_writes_keep_every_rule(store):
+    # Enough rows of each kind for PostgreSQL's COPY-and-stage path (dialects.COPY_MIN_ROWS):
+    # exact values, NULLs, characters COPY must escape, idempotence, candles' newer-wins, and
+    # a batch the database refuses leaving nothing behind and the store usable.
+    n = 120
+    odd_ids = ["tab\there", "back\\slash", "new\nline", "cr\rhere", "\\N", ""]
+    trades = [trade(odd_ids[i] if i < len(odd_ids) else str(i), side=None if i % 2 else "sell",
+                    price="0.00000001" if i % 3 else "123456789012345.123456789")
+              for i in range(n)]
+    books = [book(received=T0 + i, timestamp=None if i % 2 else T0, nonce=None,
+                  bids=[["1.5", "2"], ["1", "0.1"]], asks=[]) for i in range(n)]
+    tickers = [ticker(received=T0 + i, bid=None) for i in range(n)]
+    candles = [candle(timestamp=T0 + 60_000 * i, trades=None if i % 2 else i) for i in range(n)]
+    everything = trades + books + tickers + candles
+    assert store.write_new(everything) == everything
+    assert store.write(everything) == 0
+    assert counts(store) == {"order_book": n, "trade": n, "ticker": n, "candle": n}
+    assert sorted(map(str, store.fetch("trade", limit=None))) == sorted(map(str, trades))
+    assert store.fetch("order_book", limit=None) == books
+    assert store.fetch("ticker", limit=None) == tickers
+    assert store.fetch("candle", limit=None) == candles
+
+    newer = [candle(timestamp=T0 + 60_000 * i, received=T0 + 5_000, close="106") for i in range(n)]
+    older = [candle(timestamp=T0 + 60_000 * i, received=T0 + 2_000, close="1") for i in range(n)]
+    assert store.write(newer + older) == n
+    assert {c["close"] for c in store.fetch("candle", limit=None)} == {"106"}
+
+    refused = [trade(f"r{i}") for i in range(n)] + [candle(received=2 ** 70)]
+    with pytest.raises((psycopg2.DataError, OverflowError)):
+        store.write(refused)
+    assert store.count("trade") == n
+    more = [trade(f"m{i}") for i in range(n)]
+    assert store.write(more) == n

@@ -1,6 +1,7 @@
 """What differs between PostgreSQL and SQLite: connecting, types, placeholders, bulk insert."""
 from __future__ import annotations
 
+import io
 import os
 import re
 import sqlite3
@@ -9,10 +10,17 @@ import psycopg2
 import psycopg2.extensions
 import psycopg2.extras
 
+from . import sql
 from .tables import DECIMAL, INTEGER, LEVELS, TEXT
 
 # How many rows go into one INSERT statement on PostgreSQL.
 PAGE_SIZE = 500
+
+# From this many rows on, PostgreSQL gets them by COPY into a temporary staging table and one
+# INSERT ... SELECT ... ON CONFLICT: a round trip more than INSERT ... VALUES, but no per-row
+# quoting in Python and less parsing in the server (measured here: 100 trades 3.3 ms against
+# 4.2 ms, 500 trades 9.5 ms against 16 ms, commit included; 10 trades 1.25 ms against 0.9 ms).
+COPY_MIN_ROWS = 50
 
 # Seconds an SQLite writer waits for another process's write lock before giving up.
 SQLITE_BUSY_TIMEOUT = 30.0
@@ -48,7 +56,7 @@ class PostgresDialect:
 
     def connect(self):
         options = {"options": f"-c search_path={self.schema}"} if self.schema else {}
-        connection = psycopg2.connect(self.dsn, **options)
+        connection = psycopg2.connect(self.dsn, connection_factory=StagingConnection, **options)
         psycopg2.extensions.register_type(NUMERIC_AS_TEXT, connection)
         psycopg2.extensions.register_type(JSONB_AS_TEXT, connection)
         return connection
@@ -69,11 +77,56 @@ class PostgresDialect:
 
     @staticmethod
     def insert_many(cursor, statement: str, rows: list[tuple], table) -> list[tuple]:
-        """Insert in pages of many rows per statement; returns the keys of the rows inserted
-        or updated (RETURNING: rowcount would only describe the last page)."""
-        return [tuple(changed) for changed in psycopg2.extras.execute_values(
-            cursor, statement + f"\nRETURNING {', '.join(table.key)}", rows,
-            page_size=PAGE_SIZE, fetch=True)]
+        """Insert the rows; returns the keys of the rows inserted or updated (RETURNING:
+        rowcount would only describe the last page). Few rows: pages of INSERT ... VALUES;
+        many: COPY into the table's staging table, then INSERT ... SELECT."""
+        returning = f"\nRETURNING {', '.join(table.key)}"
+        if len(rows) < COPY_MIN_ROWS:
+            return [tuple(changed) for changed in psycopg2.extras.execute_values(
+                cursor, statement + returning, rows, page_size=PAGE_SIZE, fetch=True)]
+        stage = f"{table.name}_stage"
+        names = ", ".join(table.column_names)
+        staged = cursor.connection.staged
+        if stage not in staged:
+            # Per connection, emptied at every commit; gone with a rollback (see StagingConnection).
+            cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} "
+                           f"(LIKE {table.name}) ON COMMIT DELETE ROWS")
+            staged.add(stage)
+        cursor.copy_expert(f"COPY {stage} ({names}) FROM STDIN", io.StringIO(copy_text(rows)))
+        cursor.execute(sql.insert_from(table, f"SELECT {names} FROM {stage}") + returning)
+        return [tuple(changed) for changed in cursor.fetchall()]
+
+
+class StagingConnection(psycopg2.extensions.connection):
+    """A connection that remembers which staging tables it created. A rollback forgets them
+    all: one created in the rolled-back transaction no longer exists."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.staged: set[str] = set()
+
+    def rollback(self):
+        self.staged.clear()
+        super().rollback()
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_text(rows: list[tuple]) -> str:
+    """Rows in COPY's text format: tab-separated, \\N for NULL, backslash escapes where needed."""
+    lines = []
+    for row in rows:
+        texts = [value for value in row if type(value) is str]
+        probe = "".join(texts)
+        plain = not ("\\" in probe or "\t" in probe or "\n" in probe or "\r" in probe)
+        lines.append("\t".join(
+            "\\N" if value is None
+            else (value if plain else value.translate(_COPY_ESCAPES)) if type(value) is str
+            else str(value)
+            for value in row))
+    lines.append("")
+    return "\n".join(lines)
 
 
 class SqliteDialect:

@@ -30,10 +30,15 @@ def create_indexes(table: Table) -> list[str]:
 
 def insert(table: Table, dialect) -> str:
     """INSERT that skips (or, for candles, updates-if-newer) rows already stored."""
+    return insert_from(table, f"VALUES {dialect.values_clause(len(table.column_names))}")
+
+
+def insert_from(table: Table, source: str) -> str:
+    """As insert(), with the rows from `source`: a VALUES clause or a SELECT (of a staging table)."""
     names = table.column_names
     statement = (
         f"INSERT INTO {table.name} ({', '.join(names)})\n"
-        f"VALUES {dialect.values_clause(len(names))}\n"
+        f"{source}\n"
         f"ON CONFLICT ({', '.join(table.key)}) DO "
     )
     if not table.update_if_newer:
