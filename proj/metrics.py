@@ -34,9 +34,13 @@ FRESH_PREFIX = "fresh:"
 
 def count_published(records: list[dict], now_ms: int) -> None:
     """After a commit: one message per record, and its receive-to-row delay."""
+    per_feed: dict[tuple, int] = {}
     for record in records:
-        MESSAGES.labels(record["exchange"], record["symbol"], record["type"]).inc()
+        feed = (record["exchange"], record["symbol"], record["type"])
+        per_feed[feed] = per_feed.get(feed, 0) + 1
         INGEST_DELAY.observe(max(0, now_ms - record["received"]) / 1000)
+    for feed, count in per_feed.items():   # one labels() lookup and file write a feed, not a record
+        MESSAGES.labels(*feed).inc(count)
 
 
 def count_error(exchange: str, code: str, n: int = 1) -> None:

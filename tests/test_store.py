@@ -155,6 +155,8 @@ def without(record, key):
 @pytest.mark.parametrize("bad, error", [
     pytest.param(trade("9", price="abc"), InvalidRecord, id="price-abc"),
     pytest.param(without(trade("9"), "amount"), InvalidRecord, id="missing-key"),
+    pytest.param(without(trade("9"), "side"), InvalidRecord, id="missing-nullable-key"),
+    pytest.param(trade("9", timestamp=True), InvalidRecord, id="bool-time"),
     pytest.param(trade("9", price=0.1), InvalidRecord, id="float-price"),
     # Passes the checks but the database refuses it (out of BIGINT range), after the other
     # tables of the batch were already inserted in the transaction.

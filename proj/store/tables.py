@@ -11,6 +11,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import orjson
+
 # Column kinds; dialects map them to SQL types.
 TEXT = "text"
 INTEGER = "integer"    # milliseconds, nonces, trade counts
@@ -20,6 +22,9 @@ LEVELS = "levels"      # order book sides: [[price, amount], ...] as JSON
 # Plain non-negative decimal, no exponent: the only shape that round-trips exactly through
 # both NUMERIC and TEXT (PostgreSQL would turn "1e-8" into "0.00000001").
 PLAIN_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
+
+
+_MISSING = object()
 
 
 class InvalidRecord(ValueError):
@@ -33,7 +38,7 @@ class Column:
     nullable: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)   # one object per table: hashed by identity, cheaply
 class Table:
     record_type: str             # the records' "type" field
     name: str
@@ -48,8 +53,36 @@ class Table:
     def column_names(self) -> tuple[str, ...]:
         return tuple(column.name for column in self.columns)
 
+    def __post_init__(self):
+        plain = not any(column.kind == LEVELS for column in self.columns)
+        object.__setattr__(self, "_plain_row", plain)   # every value goes in as it is
+        object.__setattr__(self, "_kinds", tuple((column.name, column.kind, column.nullable)
+                                                 for column in self.columns))
+
     def row(self, record: Mapping) -> tuple:
         """The record as a row of column values, checked; raises InvalidRecord."""
+        if self._plain_row and type(record) is dict:
+            # The hot path (a batch of trades): only type checks, inline. Anything unusual
+            # goes the long way, which also says what is wrong.
+            values = []
+            for name, kind, nullable in self._kinds:
+                value = record.get(name, _MISSING)
+                if value is _MISSING:
+                    break
+                if value is None:
+                    if not nullable:
+                        break
+                elif kind is TEXT:
+                    if type(value) is not str:
+                        break
+                elif kind is DECIMAL:
+                    if type(value) is not str or PLAIN_DECIMAL.fullmatch(value) is None:
+                        break
+                elif type(value) is not int:   # INTEGER
+                    break
+                values.append(value)
+            else:
+                return tuple(values)
         return tuple(_encode(self.record_type, column, record) for column in self.columns)
 
     def record(self, row: tuple) -> dict:
@@ -180,7 +213,10 @@ def _encode(record_type: str, column: Column, record: Mapping):
         valid = isinstance(value, list)
         if valid:
             # Compact JSON; the decimal strings inside are kept exactly as given.
-            value = json.dumps(value, separators=(",", ":"))
+            try:
+                value = orjson.dumps(value).decode()
+            except TypeError:
+                valid = False
     if not valid:
         raise InvalidRecord(f"{record_type} record: bad {column.name!r}: {value!r}")
     return value
