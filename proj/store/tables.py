@@ -56,7 +56,8 @@ class Table:
     def __post_init__(self):
         plain = not any(column.kind == LEVELS for column in self.columns)
         object.__setattr__(self, "_plain_row", plain)   # every value goes in as it is
-        object.__setattr__(self, "_kinds", tuple((column.name, column.kind, column.nullable)
+        kinds = {TEXT: TEXT, INTEGER: INTEGER, DECIMAL: DECIMAL, LEVELS: LEVELS}   # for `is`
+        object.__setattr__(self, "_kinds", tuple((column.name, kinds[column.kind], column.nullable)
                                                  for column in self.columns))
 
     def row(self, record: Mapping) -> tuple:
