@@ -7,6 +7,8 @@ Pure code: imports nothing of the project and does no I/O. The JSON Schemas in
 from __future__ import annotations
 
 import re
+from itertools import chain, islice
+from operator import gt, lt
 
 ERROR_CODES = (
     "timeout", "network", "http_status", "rate_limited", "content_type",
@@ -69,13 +71,18 @@ def canon_decimal(value) -> str:
     Strings are the exchanges' exact values and are only trimmed, never rounded. Floats are
     refused: a float price has already lost the exchange's exact value.
     """
-    if type(value) is str:
+    if type(value) is str and value.isascii():
         # the hot path (every price and amount of every frame): plain str methods, no regex
         whole, dot, frac = value.partition(".")
-        if whole.isdigit() and (frac.isdigit() or not frac) and value.isascii():
-            whole = whole.lstrip("0") or "0"
-            frac = frac.rstrip("0")
-            return f"{whole}.{frac}" if frac else whole
+        if whole.isdigit() and (frac.isdigit() or not frac):
+            if whole[0] == "0" and len(whole) > 1:       # leading zeros: rare
+                whole = whole.lstrip("0") or "0"
+                value = f"{whole}.{frac}" if dot else whole
+            if dot:     # trailing zeros, then a bare point ("10." and "0.00" too)
+                value = value.rstrip("0")
+                if value[-1] == ".":
+                    value = value[:-1]
+            return value
         match = None
     elif isinstance(value, int) and not isinstance(value, bool):
         match = _DECIMAL_RE.fullmatch(str(value))
@@ -104,6 +111,96 @@ def canon_optional_amount(value) -> str | None:
     return None if value is None or value == "" else canon_decimal(value)
 
 
+# Whole columns at once: the hot path of order books. The values are joined by "\n" and one
+# regex pass (possessive and atomic groups: linear, no backtracking) checks them all; only
+# values with trailing zeros are then touched one by one. A column the fast path cannot vouch
+# for gives None: the caller then takes the value-by-value path (canon_price, canon_decimal),
+# which gives the same strings and raises the exact error of the first bad value.
+_AMOUNT = r"(?>0|[1-9][0-9]*+)(?:\.[0-9]*+(?<=[1-9]))?+"                 # canonical, maybe 0
+_PRICE = r"(?>[1-9][0-9]*+(?:\.[0-9]*+(?<=[1-9]))?+|0\.[0-9]*+(?<=[1-9]))"   # canonical, > 0
+_AMOUNT_POINT = r"(?>0|[1-9][0-9]*+)\.[0-9]*+"          # with a point: rstrip makes it canonical
+_PRICE_POINT = r"(?>[1-9][0-9]*+\.[0-9]*+|0\.0*+[1-9][0-9]*+)"                   # > 0 too
+
+
+def _column(one: str):
+    return re.compile(f"{one}(?:\n{one})*+")
+
+
+_COLUMNS = {  # price?: (canonical as they are, all with a point: trailing zeros to cut)
+    True: (_column(_PRICE), _column(_PRICE_POINT)),
+    False: (_column(_AMOUNT), _column(_AMOUNT_POINT)),
+}
+_PAIRS_POINT = re.compile(f"{_PRICE_POINT}\n{_AMOUNT_POINT}(?:\n{_PRICE_POINT}\n{_AMOUNT_POINT})*+")
+
+
+def canon_column(values: list, price: bool = False) -> list | None:
+    """[canon_price(v) or canon_decimal(v) for v in values] for a list of strings, or None
+    when the fast path cannot vouch for them (then the caller goes value by value)."""
+    if not values:
+        return []
+    try:
+        joined = "\n".join(values)
+    except TypeError:            # not all strings
+        return None
+    if joined.count("\n") != len(values) - 1:    # a value of its own holds a "\n"
+        return None
+    canonical, pointed = _COLUMNS[price]
+    if canonical.fullmatch(joined):
+        return values
+    if pointed.fullmatch(joined):
+        return [value.rstrip("0").rstrip(".") for value in values]
+    return None
+
+
+def canon_pairs(levels: list) -> list | None:
+    """[[canon_price(p), canon_decimal(a)] for p, a in levels], or None when the fast path
+    cannot vouch for them (then the caller goes level by level)."""
+    if type(levels) is not list:
+        return None
+    if not levels:
+        return []
+    try:
+        joined = "\n".join(chain.from_iterable(levels))
+    except TypeError:            # not all strings, or a level that is no list
+        return None
+    if joined.count("\n") != 2 * len(levels) - 1:
+        return None
+    try:
+        if _PAIRS_POINT.fullmatch(joined):    # the usual case: fixed decimals, trailing zeros
+            return [[p.rstrip("0").rstrip("."), a.rstrip("0").rstrip(".")] for p, a in levels]
+        prices, amounts = zip(*levels, strict=True)
+    except ValueError:           # a level of other than two values
+        return None
+    prices, amounts = canon_column(prices, True), canon_column(amounts)
+    if prices is None or amounts is None:
+        return None
+    return [[p, a] for p, a in zip(prices, amounts)]
+
+
+def canon_pair_levels(side) -> list:
+    """[[canon_price(p), canon_decimal(a)] for p, a in side]: the same strings and the same
+    errors, whole columns at a time when it can."""
+    levels = canon_pairs(side)
+    if levels is None:
+        levels = [[canon_price(p), canon_decimal(a)] for p, a in side]
+    return levels
+
+
+def canon_levels(side, price_of, amount_of) -> list:
+    """[[canon_price(price_of(level)), canon_decimal(amount_of(level))] for level in side]
+    (price_of, amount_of: operator.itemgetter) with the same strings and errors, whole
+    columns at a time when it can."""
+    try:
+        prices, amounts = list(map(price_of, side)), list(map(amount_of, side))
+    except (LookupError, TypeError):
+        prices = amounts = None
+    else:
+        prices, amounts = canon_column(prices, True), canon_column(amounts)
+    if prices is None or amounts is None:
+        return [[canon_price(price_of(level)), canon_decimal(amount_of(level))] for level in side]
+    return [[p, a] for p, a in zip(prices, amounts)]
+
+
 def decimal_key(canonical: str) -> tuple:
     """Sort key of a canonical decimal string, exact and without Decimal objects.
 
@@ -129,8 +226,12 @@ def to_ms(value, scale: int = 1000) -> int:
 # ---- record checks ------------------------------------------------------------------------
 
 def _check_common(record: dict) -> None:
-    if not SYMBOL_RE.fullmatch(record.get("symbol") or ""):
-        raise bad_schema(f"bad symbol {record.get('symbol')!r}")
+    symbol = record.get("symbol")
+    if type(symbol) is not str or symbol not in _GOOD_SYMBOLS:   # a stream has few symbols
+        if not SYMBOL_RE.fullmatch(symbol or ""):
+            raise bad_schema(f"bad symbol {symbol!r}")
+        if len(_GOOD_SYMBOLS) < 10_000 and type(symbol) is str:
+            _GOOD_SYMBOLS.add(symbol)
     received = record.get("received")
     if not isinstance(received, int) or received < MIN_MS:
         raise bad_schema("bad received time")
@@ -140,6 +241,8 @@ def check_order_book(book: dict) -> dict:
     _check_common(book)
     bids, asks = book["bids"], book["asks"]
     for side, name, descending in ((bids, "bids", True), (asks, "asks", False)):
+        if _strictly_ordered(side, descending):
+            continue
         keys = [decimal_key(price) for price, _ in side]
         for before, after in zip(keys, keys[1:]):
             if (before <= after) if descending else (before >= after):
@@ -147,6 +250,46 @@ def check_order_book(book: dict) -> dict:
     if bids and asks and decimal_key(bids[0][0]) >= decimal_key(asks[0][0]):
         raise bad_schema(f"crossed book: best bid {bids[0][0]} >= best ask {asks[0][0]}")
     return book
+
+
+_GOOD_SYMBOLS: set = set()
+
+
+def _strictly_ordered(side: list, descending: bool) -> bool:
+    """True if the side's prices are strictly ordered, proven the cheap way: when every price
+    has the same number of whole digits (one regex pass) string order is decimal_key order.
+    False means "not proven" (check_order_book then compares decimal_key tuples).
+
+    With equal whole parts of W digits and a non-empty fraction after any point, comparing
+    "W digits[.digits]" texts compares (len(whole), whole, frac) exactly: the wholes first,
+    then a missing fraction sorts before any fraction, then the fraction digits as text.
+    """
+    prices = [price for price, _ in side]      # unpacks (and fails) as the exact path does
+    if len(prices) < 2:
+        return False                           # nothing to gain: the exact path is as quick
+    try:
+        joined = "\n".join(prices)
+    except TypeError:
+        return False
+    first = prices[0]
+    point = first.find(".")
+    pattern = _same_width_pattern(point if point >= 0 else len(first))
+    if pattern is None or joined.count("\n") != len(prices) - 1 or not pattern.fullmatch(joined):
+        return False
+    return all(map(gt if descending else lt, prices, islice(prices, 1, None)))
+
+
+_SAME_WIDTH: dict = {}
+
+
+def _same_width_pattern(width: int):
+    pattern = _SAME_WIDTH.get(width)
+    if pattern is None:
+        if width > 40:
+            return None
+        one = f"[0-9]{{{width}}}+(?:\\.[0-9]++)?+"
+        pattern = _SAME_WIDTH[width] = re.compile(f"{one}(?:\n{one})*+")
+    return pattern
 
 
 def check_trade(trade: dict) -> dict:

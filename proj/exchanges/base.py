@@ -19,6 +19,12 @@ _CHECKS = {"order_book": check_order_book, "trade": check_trade,
 
 def decode_json(body: bytes | str):
     """orjson is strict: NaN, Infinity and invalid UTF-8 are refused, as they should be."""
+    if body and (type(body) is str or type(body) is bytes):
+        try:
+            return orjson.loads(body)     # the hot path: no strip() copy of a large frame
+        except orjson.JSONDecodeError as exc:
+            if body.strip():
+                raise CollectorError("bad_json", str(exc)) from None
     if not body or not body.strip():
         raise CollectorError("bad_json", "empty body")
     try:
@@ -115,6 +121,23 @@ class Exchange:
         raise NotImplementedError
 
     # ---- shared -------------------------------------------------------------------------
+    _known_markets: dict = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._known_markets = {}    # each exchange its own: see unified_symbol
+
+    def unified_symbol(self, market) -> str:
+        """from_exchange_symbol(market), remembered: a stream names few markets, in every frame."""
+        if type(market) is str:
+            symbol = self._known_markets.get(market)
+            if symbol is None:
+                symbol = self.from_exchange_symbol(market)
+                if len(self._known_markets) < 10_000:
+                    self._known_markets[market] = symbol
+            return symbol
+        return self.from_exchange_symbol(market)
+
     def exchange_timeframe(self, timeframe: str | None):
         if timeframe not in self.timeframes:
             raise CollectorError("unsupported", f"{self.name} has no {timeframe!r} candles "
@@ -146,8 +169,12 @@ class Exchange:
     def parse_ws(self, text: str | bytes, received: int) -> list:
         """A websocket data frame to validated records. Pure; CollectorError for a bad frame."""
         doc = decode_json(text)
-        with _shape_errors(f"{self.name} websocket frame"):
+        try:     # as `with _shape_errors(...)`, without a context manager's cost on every frame
             records = self.parse_ws_doc(doc, received)
+        except CollectorError:
+            raise
+        except _SHAPE_ERRORS as exc:
+            raise _shape_error(f"{self.name} websocket frame", exc) from None
         return _check_all(records)
 
 
@@ -164,5 +191,12 @@ def _shape_errors(what: str):
         yield
     except CollectorError:
         raise
-    except (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError) as exc:
-        raise bad_schema(f"{what}: unexpected shape ({type(exc).__name__}: {exc})") from None
+    except _SHAPE_ERRORS as exc:
+        raise _shape_error(what, exc) from None
+
+
+_SHAPE_ERRORS = (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError)
+
+
+def _shape_error(what: str, exc: Exception) -> CollectorError:
+    return bad_schema(f"{what}: unexpected shape ({type(exc).__name__}: {exc})")

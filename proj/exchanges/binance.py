@@ -20,7 +20,8 @@ from __future__ import annotations
 import re
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from ..records import (CollectorError, bad_schema, canon_decimal, canon_price, to_ms)
+from ..records import (CollectorError, bad_schema, canon_decimal, canon_pair_levels, canon_price,
+                       to_ms)
 from .base import Exchange
 
 # Quote assets Binance spot lists, longest first so that "FDUSD" wins over "USD..." and
@@ -124,8 +125,7 @@ class Binance(Exchange):
             "type": "order_book", "exchange": self.name, "symbol": symbol,
             "timestamp": None,   # neither /depth nor the partial-depth streams give a time
             "received": received, "nonce": nonce,
-            "bids": [[canon_price(p), canon_decimal(a)] for p, a in bids],
-            "asks": [[canon_price(p), canon_decimal(a)] for p, a in asks],
+            "bids": canon_pair_levels(bids), "asks": canon_pair_levels(asks),
         }
 
     def parse_trades(self, doc, symbol, received, limit):
@@ -216,13 +216,13 @@ class Binance(Exchange):
                 raise bad_schema(f"binance {stream}: event {data.get('e')!r}, not a trade")
             return [{
                 "type": "trade", "exchange": self.name,
-                "symbol": self.from_exchange_symbol(data["s"]),
+                "symbol": self.unified_symbol(data["s"]),
                 "id": str(_integer(data["t"], "trade id")), "timestamp": to_ms(data["T"]),
                 "received": received, "side": _taker_side(data["m"]),
                 "price": canon_price(data["p"]), "amount": canon_decimal(data["q"]),
             }]
         if _PARTIAL_DEPTH_RE.fullmatch(kind):
-            return [self._book(data, self.from_exchange_symbol(market), received)]
+            return [self._book(data, self.unified_symbol(market), received)]
         raise bad_schema(f"binance stream {stream!r} is not one of trades or a partial book")
 
 

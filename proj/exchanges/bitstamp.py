@@ -16,7 +16,7 @@ import re
 import orjson
 
 from ..records import (CollectorError, bad_schema, canon_decimal, canon_optional_amount,
-                       canon_optional_price, canon_price, to_ms)
+                       canon_optional_price, canon_pair_levels, canon_price, to_ms)
 from .base import Exchange
 
 # Quote currencies Bitstamp lists, longest first so that "usdt" wins over "usd".
@@ -85,8 +85,7 @@ class Bitstamp(Exchange):
             "type": "order_book", "exchange": self.name, "symbol": symbol,
             "timestamp": to_ms(doc["microtimestamp"], scale=1_000_000),
             "received": received, "nonce": None,
-            "bids": [[canon_price(p), canon_decimal(a)] for p, a in bids],
-            "asks": [[canon_price(p), canon_decimal(a)] for p, a in asks],
+            "bids": canon_pair_levels(bids), "asks": canon_pair_levels(asks),
         }
 
     def parse_trades(self, doc, symbol, received, limit):
@@ -149,7 +148,7 @@ class Bitstamp(Exchange):
     def parse_ws_doc(self, doc, received):
         channel, event, data = doc["channel"], doc["event"], doc["data"]
         if event == "trade" and channel.startswith(_WS_CHANNELS["trades"]):
-            symbol = self.from_exchange_symbol(channel[len(_WS_CHANNELS["trades"]):])
+            symbol = self.unified_symbol(channel[len(_WS_CHANNELS["trades"]):])
             return [{
                 "type": "trade", "exchange": self.name, "symbol": symbol, "id": str(data["id"]),
                 "timestamp": to_ms(data["microtimestamp"], scale=1_000_000), "received": received,
@@ -157,7 +156,7 @@ class Bitstamp(Exchange):
                 "price": canon_price(data["price_str"]), "amount": canon_decimal(data["amount_str"]),
             }]
         if event == "data" and channel.startswith(_WS_CHANNELS["order_book"]):
-            symbol = self.from_exchange_symbol(channel[len(_WS_CHANNELS["order_book"]):])
+            symbol = self.unified_symbol(channel[len(_WS_CHANNELS["order_book"]):])
             return [self._book(data, symbol, received)]
         raise bad_schema(f"unexpected bitstamp frame: event {event!r} on {channel!r}")
 

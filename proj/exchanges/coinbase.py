@@ -42,11 +42,13 @@ import re
 import time
 from datetime import date
 from functools import lru_cache
+from itertools import compress, repeat
+from operator import eq, itemgetter
 
 import orjson
 
 from ..records import (CollectorError, bad_schema, canon_decimal, canon_optional_amount,
-                       canon_optional_price, canon_price, to_ms)
+                       canon_column, canon_levels, canon_optional_price, canon_price, to_ms)
 from .base import Exchange
 
 API = "/api/v3/brokerage/market"
@@ -135,8 +137,7 @@ class Coinbase(Exchange):
         return {
             "type": "order_book", "exchange": self.name, "symbol": symbol,
             "timestamp": iso_ms(stamp) if stamp else None, "received": received, "nonce": None,
-            "bids": [[canon_price(level["price"]), canon_decimal(level["size"])] for level in bids],
-            "asks": [[canon_price(level["price"]), canon_decimal(level["size"])] for level in asks],
+            "bids": canon_levels(bids, _PRICE, _SIZE), "asks": canon_levels(asks, _PRICE, _SIZE),
         }
 
     def parse_trades(self, doc, symbol, received, limit):
@@ -229,7 +230,7 @@ class Coinbase(Exchange):
         records = []
         if channel == "market_trades":
             for event in events:      # "snapshot" (recent trades) and "update" alike
-                trades = [self._trade(t, self.from_exchange_symbol(t["product_id"]), received)
+                trades = [self._trade(t, self.unified_symbol(t["product_id"]), received)
                           for t in reversed(event["trades"])]   # newest first
                 records += trades
         elif channel in ("ticker", "ticker_batch"):
@@ -247,7 +248,7 @@ class Coinbase(Exchange):
     def _ws_ticker(self, t: dict, stamp: int, received: int) -> dict:
         return {
             "type": "ticker", "exchange": self.name,
-            "symbol": self.from_exchange_symbol(t["product_id"]),
+            "symbol": self.unified_symbol(t["product_id"]),
             "timestamp": stamp, "received": received,
             "bid": canon_optional_price(t.get("best_bid")),
             "ask": canon_optional_price(t.get("best_ask")),
@@ -259,21 +260,24 @@ class Coinbase(Exchange):
         }
 
     def _ws_book(self, event: dict, doc: dict, received: int) -> dict:
-        bids, asks = [], []
-        for level in event["updates"]:
-            side = level["side"]
-            row = [canon_price(level["price_level"]), canon_decimal(level["new_quantity"])]
-            if side == "bid":
-                bids.append(row)
-            elif side == "offer":
-                asks.append(row)
-            else:
-                raise bad_schema(f"coinbase level2: unknown side {side!r}")
+        sides = _ws_book_sides(event["updates"])
+        if sides is None:    # what the fast path does not vouch for: level by level
+            sides = bids, asks = [], []
+            for level in event["updates"]:
+                side = level["side"]
+                row = [canon_price(level["price_level"]), canon_decimal(level["new_quantity"])]
+                if side == "bid":
+                    bids.append(row)
+                elif side == "offer":
+                    asks.append(row)
+                else:
+                    raise bad_schema(f"coinbase level2: unknown side {side!r}")
+        bids, asks = sides
         updates = event["updates"]
         stamp = updates[0]["event_time"] if updates else doc["timestamp"]
         return {
             "type": "order_book", "exchange": self.name,
-            "symbol": self.from_exchange_symbol(event["product_id"]),
+            "symbol": self.unified_symbol(event["product_id"]),
             "timestamp": iso_ms(stamp), "received": received,
             "nonce": _sequence(doc["sequence_num"]),   # the connection's message sequence
             "bids": bids, "asks": asks,
@@ -288,6 +292,9 @@ class Coinbase(Exchange):
 
 # ---- helpers -------------------------------------------------------------------------------
 
+_PRICE, _SIZE = itemgetter("price"), itemgetter("size")   # REST book levels
+_SIDE, _PRICE_LEVEL, _NEW_QUANTITY = (itemgetter("side"), itemgetter("price_level"),
+                                     itemgetter("new_quantity"))   # level2 updates
 _TAKER_SIDE = {"SELL": "buy", "BUY": "sell"}   # the exchange names the maker's side
 _WS_CHANNELS = {"trades": "market_trades", "ticker": "ticker", "order_book": "l2_data"}
 _WS_SUBSCRIBE = {"trades": "market_trades", "ticker": "ticker", "order_book": "level2"}
@@ -300,6 +307,27 @@ _ERROR_RE = re.compile(r'"type"\s*:\s*"error"')
 _SUBSCRIPTIONS_RE = re.compile(r'"subscriptions"\s*:\s*(\{[^}]*\})')
 _ISO_RE = re.compile(r"(\d{4}-\d\d-\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?Z")
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+def _ws_book_sides(updates) -> tuple | None:
+    """(bids, asks) of a level2 snapshot's updates, whole columns at a time, or None when
+    this fast path cannot vouch for them (Coinbase lists all bids, then all offers)."""
+    try:
+        sides = list(map(_SIDE, updates))
+        prices, amounts = list(map(_PRICE_LEVEL, updates)), list(map(_NEW_QUANTITY, updates))
+    except (LookupError, TypeError):
+        return None
+    bid_count = sides.count("bid")
+    if bid_count + sides.count("offer") != len(sides):
+        return None     # an unknown side: the level-by-level path names it
+    prices, amounts = canon_column(prices, True), canon_column(amounts)
+    if prices is None or amounts is None:
+        return None
+    rows = [[price, amount] for price, amount in zip(prices, amounts)]
+    if bid_count == len(sides) or sides.index("offer") == bid_count:
+        return rows[:bid_count], rows[bid_count:]
+    return (list(compress(rows, map(eq, sides, repeat("bid")))),
+            list(compress(rows, map(eq, sides, repeat("offer")))))
 
 
 def _timestamp(record: dict) -> int:

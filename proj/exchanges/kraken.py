@@ -58,12 +58,14 @@ import calendar
 import functools
 import json
 import re
+from operator import itemgetter
 
 import orjson
 
 from ..records import (MIN_MS, CollectorError, bad_schema, canon_decimal, canon_optional_amount,
-                       canon_optional_price, canon_price)
-from .base import Exchange, _check_all, _shape_errors
+                       canon_column, canon_levels, canon_optional_price,
+                       canon_price)
+from .base import _SHAPE_ERRORS, Exchange, _check_all, _shape_error
 
 # Kraken's legacy X-/Z-prefixed asset names, and the assets whose names differ from the
 # common ones. The websocket v2 and the unified symbols use the common names.
@@ -177,8 +179,8 @@ class Kraken(Exchange):
         return {
             "type": "order_book", "exchange": self.name, "symbol": symbol,
             "timestamp": None, "received": received, "nonce": None,
-            "bids": [[canon_price(level[0]), canon_decimal(level[1])] for level in bids],
-            "asks": [[canon_price(level[0]), canon_decimal(level[1])] for level in asks],
+            "bids": canon_levels(bids, _PRICE_OF, _VOLUME_OF),
+            "asks": canon_levels(asks, _PRICE_OF, _VOLUME_OF),
         }
 
     def parse_trades(self, doc, symbol, received, limit):
@@ -312,8 +314,12 @@ class Kraken(Exchange):
     def parse_ws(self, text, received):
         """As Exchange.parse_ws, but numbers keep their exact text (see the module doc)."""
         doc = decode_exact_json(text)
-        with _shape_errors(f"{self.name} websocket frame"):
+        try:     # as `with _shape_errors(...)`, without a context manager's cost on every frame
             records = self.parse_ws_doc(doc, received)
+        except CollectorError:
+            raise
+        except _SHAPE_ERRORS as exc:
+            raise _shape_error(f"{self.name} websocket frame", exc) from None
         return _check_all(records)
 
     def parse_ws_doc(self, doc, received):
@@ -338,10 +344,7 @@ class Kraken(Exchange):
                 "symbol": self._ws_unified(b["symbol"]),
                 "timestamp": rfc3339_ms(b["timestamp"]) if b.get("timestamp") else None,
                 "received": received, "nonce": None,
-                "bids": [[canon_price(exact_number(level["price"])),
-                          canon_decimal(exact_number(level["qty"]))] for level in b["bids"]],
-                "asks": [[canon_price(exact_number(level["price"])),
-                          canon_decimal(exact_number(level["qty"]))] for level in b["asks"]],
+                "bids": _ws_levels(b["bids"]), "asks": _ws_levels(b["asks"]),
             } for b in data]
         raise bad_schema(f"unexpected kraken frame on channel {channel!r}")
 
@@ -464,13 +467,41 @@ def rfc3339_ms(text) -> int:
     return ms
 
 
+def _ws_levels(side) -> list:
+    """[[canon_price(exact_number(level["price"])), canon_decimal(exact_number(level["qty"]))]
+    for level in side], whole columns at a time when it can: numbers kept as their text
+    (decode_exact_json) that canon_column accepts have no exponent, so exact_number would
+    return them unchanged."""
+    try:
+        prices, amounts = list(map(_WS_PRICE, side)), list(map(_WS_QTY, side))
+    except (LookupError, TypeError):
+        prices = amounts = None
+    else:
+        prices, amounts = canon_column(prices, True), canon_column(amounts)
+    if prices is None or amounts is None:
+        return [[canon_price(exact_number(level["price"])),
+                 canon_decimal(exact_number(level["qty"]))] for level in side]
+    return [[price, amount] for price, amount in zip(prices, amounts)]
+
+
 def _refuse_constant(name: str):
     raise ValueError(f"{name} is not JSON")
+
+
+# json.loads(text, parse_float=str, ...) builds a decoder on every call; for a str without a
+# byte-order mark it is exactly this one's decode()
+_EXACT_DECODER = json.JSONDecoder(parse_float=str, parse_constant=_refuse_constant)
 
 
 def decode_exact_json(text):
     """JSON with every non-integer number kept as its text ("105944.20"), not a float.
     Strict like decode_json: NaN and Infinity are refused, and so is invalid UTF-8."""
+    if text and type(text) is str and not text.startswith("\ufeff"):
+        try:
+            return _EXACT_DECODER.decode(text)     # the hot path: no strip() copy
+        except (ValueError, RecursionError) as exc:
+            if text.strip():
+                raise CollectorError("bad_json", str(exc)) from None
     if not text or not text.strip():
         raise CollectorError("bad_json", "empty frame")
     try:
@@ -480,6 +511,8 @@ def decode_exact_json(text):
 
 
 _WS_NAMES: dict[str, str] = {}
+_WS_PRICE, _WS_QTY = itemgetter("price"), itemgetter("qty")   # websocket book levels
+_PRICE_OF, _VOLUME_OF = itemgetter(0), itemgetter(1)   # REST Depth levels: [price, volume, time]
 _REST_SIDES = {"b": "buy", "s": "sell"}
 _WS_SIDES = {"buy": "buy", "sell": "sell"}
 _WS_CHANNELS = {"trades": "trade", "order_book": "book"}

@@ -35,7 +35,8 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 
-from ..records import MIN_MS, CollectorError, bad_schema, canon_decimal, canon_price
+from ..records import (MIN_MS, CollectorError, bad_schema, canon_decimal, canon_pair_levels,
+                       canon_price)
 from .base import Exchange
 
 BOOK_LEVELS = (5, 10, 20, 50, 100, 500, 1000)
@@ -131,8 +132,7 @@ class Kuna(Exchange):
         return {
             "type": "order_book", "exchange": self.name, "symbol": symbol,
             "timestamp": None, "received": received, "nonce": None,
-            "bids": [[canon_price(p), canon_decimal(a)] for p, a in bids],
-            "asks": [[canon_price(p), canon_decimal(a)] for p, a in asks],
+            "bids": canon_pair_levels(bids), "asks": canon_pair_levels(asks),
         }
 
     def parse_trades(self, doc, symbol, received, limit):

@@ -26,11 +26,12 @@ server drops a connection that has been quiet for 30 s.
 from __future__ import annotations
 
 import re
+from operator import itemgetter
 
 import orjson
 
 from ..records import (CollectorError, bad_schema, canon_decimal, canon_optional_amount,
-                       canon_optional_price, canon_price, to_ms)
+                       canon_levels, canon_optional_price, canon_price, to_ms)
 from .base import Exchange
 
 MAX_BOOK_LEVELS = 400       # GET /api/v5/market/books: sz up to 400
@@ -109,8 +110,8 @@ class Okx(Exchange):
         return {
             "type": "order_book", "exchange": self.name, "symbol": symbol,
             "timestamp": to_ms(data["ts"]), "received": received, "nonce": seq,
-            "bids": [[canon_price(level[0]), canon_decimal(level[1])] for level in bids],
-            "asks": [[canon_price(level[0]), canon_decimal(level[1])] for level in asks],
+            "bids": canon_levels(bids, _PRICE_OF, _SIZE_OF),
+            "asks": canon_levels(asks, _PRICE_OF, _SIZE_OF),
         }
 
     def parse_trades(self, doc, symbol, received, limit):
@@ -206,7 +207,7 @@ class Okx(Exchange):
     def parse_ws_doc(self, doc, received):
         arg, rows = doc["arg"], doc["data"]
         channel = arg["channel"]
-        symbol = self.from_exchange_symbol(arg["instId"])
+        symbol = self.unified_symbol(arg["instId"])
         if not isinstance(rows, list):
             raise bad_schema("okx websocket data: expected a list")
         if channel == "trades":
@@ -233,6 +234,7 @@ def _trade_id(value) -> str:
     return str(value)
 
 
+_PRICE_OF, _SIZE_OF = itemgetter(0), itemgetter(1)   # levels: [px, sz, "0", orders]
 _WS_CHANNELS = {"trades": "trades", "order_book": "books5"}
 _SNAPSHOT_CHANNELS = frozenset({"books5", "bbo-tbt"})            # every frame a snapshot
 _DIFF_CHANNELS = frozenset({"books", "books-l2-tbt", "books50-l2-tbt", "books-elp"})
