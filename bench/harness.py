@@ -29,9 +29,9 @@ class Worker:
     """A Celery worker subprocess, stopped on exit."""
 
     def __init__(self, queues: str = "celery,poll,publish,ingest", concurrency: int = 2,
-                 pool: str = "prefork", env: dict | None = None):
+                 pool: str = "prefork", env: dict | None = None, app: str = "proj"):
         self.log = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-worker-{uuid.uuid4().hex[:6]}.log"
-        cmd = [sys.executable, "-m", "celery", "-A", "proj", "worker", "--loglevel", "WARNING",
+        cmd = [sys.executable, "-m", "celery", "-A", app, "worker", "--loglevel", "WARNING",
                "-Q", queues, "--concurrency", str(concurrency), "--pool", pool,
                "-n", f"bench-{uuid.uuid4().hex[:6]}@%h", "--without-gossip", "--without-mingle"]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, **(env or {})),
@@ -75,3 +75,49 @@ def median_ms(samples: list[float]) -> float:
 def percentile(samples: list[float], p: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def figure(what: str, value: float, unit: str, floor: str, floor_value: float,
+           target: str = "", met: bool | None = None, **extra) -> dict:
+    """One row of a benchmark's table: a measured figure beside its floor from the same run.
+
+    ratio = value / floor_value. `target` says what issue 6 asks of this figure, `met`
+    whether this run reached it (None: no target). Extra keys (runs, p99 ...) go to --json only.
+    """
+    return {"figure": what, "value": _round(value), "unit": unit, "floor": floor,
+            "floor_value": _round(floor_value),
+            "ratio": round(value / floor_value, 2) if floor_value else None,
+            "target": target, "met": met, **extra}
+
+
+def _round(value: float) -> float:
+    if value is None:
+        return None
+    magnitude = abs(value)
+    return round(value, 0 if magnitude >= 1000 else 1 if magnitude >= 10 else 3)
+
+
+def use_own_vhost(name: str) -> str:
+    """Move this process (and the workers it starts after) to a RabbitMQ vhost of its own, so
+    that benchmarks run at the same time neither purge nor consume each other's queues (as the
+    tests do with theirs). Call after use_real_services(); stays put if rabbitmqctl cannot."""
+    try:
+        subprocess.run(["rabbitmqctl", "add_vhost", name], capture_output=True, timeout=60)
+        done = subprocess.run(["rabbitmqctl", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"],
+                              capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return os.environ["COLLECTOR_BROKER_URL"]
+    if done.returncode != 0:
+        return os.environ["COLLECTOR_BROKER_URL"]
+    from urllib.parse import urlsplit
+    parts = urlsplit(SERVICES["COLLECTOR_BROKER_URL"])
+    url = f"{parts.scheme}://{parts.netloc}/{name}"
+    os.environ["COLLECTOR_BROKER_URL"] = url
+    if "proj.celery" in sys.modules:   # configured already, by an earlier benchmark of this run
+        app = sys.modules["proj.celery"].app
+        app.conf.broker_url = url
+        if app._pool is not None:
+            app._pool.force_close_all()
+        app._pool = None
+        app.amqp._producer_pool = None
+    return url

@@ -1,122 +1,206 @@
-"""ingest: the simulator's websocket blasting N scripted trade frames -> streamer -> RabbitMQ
--> worker (validate, normalize) -> PostgreSQL rows, at several batch sizes, side by side in
-one run; plus, at a steady rate, the delay from a frame's receive time to its committed row
-(seen on Redis pub/sub, which the worker publishes right after the commit)."""
+"""ingest: the simulator's websocket blasting N Bitstamp frames (trades, and separately top-100
+order books) -> a streamer process -> RabbitMQ -> worker (validate, normalize) -> PostgreSQL, at
+batch sizes 1, 10, 100 and 500; frames per second from the first frame sent to the last one
+committed. Floor, in the same run and interleaved with it: the same streamer sending the same
+batches to a no-op Celery task (bench/ingest_floor.py) on the same worker.
+
+Everything runs on this machine: simulator, streamer, RabbitMQ, worker (2 processes) and
+PostgreSQL share its cores, as they would on a one-box deployment.
+"""
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
 import statistics
-import threading
+import tempfile
 import time
+from contextlib import contextmanager
 
-import orjson
+import psycopg2
 import redis
 
-from .harness import Worker, percentile, use_real_services
+from .harness import Worker, figure, use_real_services
 
 REDIS_URL = "redis://127.0.0.1:6379/12"
+SCHEMA = "bench_ingest"
+DATABASE_URL = f"postgresql://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{SCHEMA}"
+PLAIN_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
+INGEST_TASK = "collector.ingest"
+FLOOR_TASK = "bench.noop_ingest"
+WEBSOCKET_ONLY = "websocket only"   # the streamer's batches counted, not sent
+BATCH_SIZES = (1, 10, 100, 500)
+TRADES_TARGET = 30_000   # frames/s into PostgreSQL (issue 6)
 
 
-class RowWatcher:
-    """Counts committed trades of one symbol, from the worker's post-commit pub/sub."""
-
-    def __init__(self, symbol: str):
-        self.delays: list[float] = []
-        self.ids: set[str] = set()
-        self.lock = threading.Lock()
-        self.pubsub = redis.Redis.from_url(REDIS_URL).pubsub(ignore_subscribe_messages=True)
-        self.pubsub.subscribe(**{f"collector:bitstamp:trade:{symbol}": self._on_row})
-        self.thread = self.pubsub.run_in_thread(sleep_time=0.001, daemon=True)
-
-    def _on_row(self, message) -> None:
-        seen = time.time() * 1000
-        record = orjson.loads(message["data"])
-        with self.lock:
-            self.ids.add(record["id"])
-            self.delays.append(seen - record["received"])
-
-    def wait_for(self, ids: set[str], seconds: float) -> float | None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            with self.lock:
-                if ids <= self.ids:
-                    return time.monotonic()
-            time.sleep(0.002)
-        return None
-
-    def close(self) -> None:
-        self.thread.stop()
-        self.pubsub.close()
+def prepare() -> None:
+    """Real services, a schema of our own, metrics files of our own; before any import of
+    the project's settings and before the worker starts."""
+    use_real_services()
+    os.environ["COLLECTOR_DATABASE_URL"] = DATABASE_URL
+    os.environ["COLLECTOR_REDIS_URL"] = REDIS_URL
+    os.environ["BENCH_REDIS_URL"] = REDIS_URL
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="bench-metrics-")
+    with psycopg2.connect(PLAIN_DATABASE_URL) as connection, connection.cursor() as cursor:
+        cursor.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE; CREATE SCHEMA {SCHEMA}")
+    connection.close()
+    from proj.store import open_store
+    open_store(DATABASE_URL)   # the tables, before a worker races to make them
 
 
-def _stream(sim, symbol: str, batch_size: int, batch_ms: float):
+def drop_schema() -> None:
+    with psycopg2.connect(PLAIN_DATABASE_URL) as connection, connection.cursor() as cursor:
+        cursor.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+    connection.close()
+
+
+def floor_worker() -> Worker:
+    """One worker (2 processes) serving the ingest queue with both the real and the no-op task."""
+    return Worker(queues="ingest", concurrency=2, app="bench.ingest_floor")
+
+
+# ---- the streamer, in its own process as the supervisor runs it ------------------------------
+
+def _run_streamer(config: dict) -> None:
     from proj.celery import app
     from streamers.connection import Streamer
 
-    def send(frames):
-        app.send_task("collector.ingest", args=["bitstamp", frames])
+    if config["task"] == WEBSOCKET_ONLY:   # no broker: count the batches where the floor does
+        client = redis.Redis.from_url(REDIS_URL)
 
-    streamer = Streamer("bitstamp", [symbol], ["trades"], send, ws_url=sim.ws_url_for("bitstamp"),
-                        batch_size=batch_size, batch_ms=batch_ms)
-    thread = threading.Thread(target=streamer.run, daemon=True)
-    thread.start()
-    return streamer, thread
+        def send(frames):
+            client.incrby("bench:floor:frames", len(frames))
+    else:
+        def send(frames):
+            app.send_task(config["task"], args=["bitstamp", frames], queue="ingest")
+
+    streamer = Streamer("bitstamp", [config["symbol"]], [config["kind"]], send,
+                        ws_url=config["ws_url"], max_silence=3600,
+                        batch_size=config["batch_size"], batch_ms=config["batch_ms"])
+    signal.signal(signal.SIGTERM, lambda *_: streamer.stop())
+    streamer.run()
 
 
-def _run_script(sim, pair: str, symbol: str, count: int, interval: float, batch_size: int,
-                batch_ms: float) -> dict:
-    watcher = RowWatcher(symbol)
-    streamer, thread = _stream(sim, symbol, batch_size, batch_ms)
+@contextmanager
+def streamer_process(sim, task: str, kind: str, pair: str, symbol: str, batch_size: int,
+                     batch_ms: float = 50):
+    """A streamer process subscribed to one channel, sending to `task`; stopped on exit."""
+    channel = f"{'live_trades' if kind == 'trades' else 'order_book'}_{pair}"
+    config = {"task": task, "kind": "trades" if kind == "trades" else "order_book", "symbol": symbol, "ws_url": sim.ws_url_for("bitstamp"),
+              "batch_size": batch_size, "batch_ms": batch_ms}
+    process = multiprocessing.get_context("spawn").Process(target=_run_streamer, args=(config,),
+                                                           daemon=True)
+    process.start()
     try:
-        deadline = time.monotonic() + 20
-        while sim.ws_connection_count("bitstamp") == 0 or not streamer.stats.connections:
-            if time.monotonic() > deadline:
-                raise RuntimeError("streamer did not connect")
-            time.sleep(0.05)
-        time.sleep(0.3)   # subscribed
-        started = time.monotonic()
-        if interval:   # a steady rate: a small burst every 10 ms
-            ids, per_tick, tick = set(), max(1, round(0.01 / interval)), time.monotonic()
-            while len(ids) < count:
-                ids.update(str(i) for i in sim.ws_blast_trades(pair, min(per_tick, count - len(ids))))
-                tick += 0.01
-                time.sleep(max(0.0, tick - time.monotonic()))
-        else:          # as fast as the simulator can write
-            ids = {str(i) for i in sim.ws_blast_trades(pair, count)}
-        finished = watcher.wait_for(ids, seconds=max(60, count / 200))
-        elapsed = (finished or time.monotonic()) - started
-        with watcher.lock:
-            delays = list(watcher.delays)
-            stored = len(ids & watcher.ids)
-        return {"stored": stored, "seconds": elapsed, "delays_ms": delays}
+        deadline = time.monotonic() + 30
+        while not sim.ws.subscribers("bitstamp", channel):
+            if time.monotonic() > deadline or not process.is_alive():
+                raise RuntimeError(f"streamer did not subscribe to {channel}")
+            time.sleep(0.02)
+        yield process
     finally:
-        streamer.stop()
-        thread.join(10)
-        watcher.close()
+        process.terminate()    # SIGTERM: the streamer drains its batcher and stops
+        process.join(15)
+        if process.is_alive():
+            process.kill()
 
 
-def run(quick: bool = False) -> dict:
-    use_real_services()
-    import os
-    os.environ["COLLECTOR_REDIS_URL"] = REDIS_URL
+# ---- counting what arrived ------------------------------------------------------------------
+
+class Counters:
+    """Frames the floor task got (a Redis counter) and records the collector committed
+    (collector_messages_total from the workers' metrics files: counted after the commit)."""
+
+    def __init__(self):
+        self.redis = redis.Redis.from_url(REDIS_URL)
+        self.redis.delete("bench:floor:frames", "bench:floor:delays")
+
+    def floor_frames(self) -> int:
+        return int(self.redis.get("bench:floor:frames") or 0)
+
+    def floor_delays(self) -> list[float]:
+        return [float(value) for value in self.redis.lrange("bench:floor:delays", 0, -1)]
+
+    def clear_floor_delays(self) -> None:
+        self.redis.delete("bench:floor:delays")
+
+    @staticmethod
+    def committed(record_type: str) -> int:
+        from prometheus_client import CollectorRegistry
+        from prometheus_client.multiprocess import MultiProcessCollector
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        return int(sum(sample.value for metric in registry.collect()
+                       if metric.name == "collector_messages"
+                       for sample in metric.samples
+                       if sample.name == "collector_messages_total"
+                       and sample.labels.get("type") == record_type))
+
+    def count(self, task: str, record_type: str) -> int:
+        return self.floor_frames() if task in (FLOOR_TASK, WEBSOCKET_ONLY) else self.committed(record_type)
+
+
+def wait_until(count, target: int, seconds: float) -> float | None:
+    """monotonic time at which count() reached target, or None after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if count() >= target:
+            return time.monotonic()
+        time.sleep(0.01)
+    return None
+
+
+def blast_rate(sim, counters: Counters, task: str, kind: str, n: int, batch_size: int) -> float:
+    """Frames per second of one blast of n frames through task, first sent to last counted."""
+    pair, symbol = ("btcusd", "BTC/USD") if kind == "trades" else ("ethusd", "ETH/USD")
+    record_type = "trade" if kind == "trades" else "order_book"
+    with streamer_process(sim, task, kind, pair, symbol, batch_size):
+        time.sleep(0.3)   # the subscription's first frames (a book's snapshot) are through
+        before = counters.count(task, record_type)
+        if kind == "trades":
+            sim.ws_blast_trades(pair, n)
+        else:
+            sim.ws_blast_books(pair, n)
+        started = sim.ws_exchange("bitstamp").blast_started   # frames are built before sending
+        finished = wait_until(lambda: counters.count(task, record_type) - before, n,
+                              seconds=max(60.0, n / 100))
+    if finished is None:
+        return 0.0   # shown as 0 frames/s: the run lost frames or timed out (the log says)
+    return n / (finished - started)
+
+
+def run(quick: bool = False, kinds: tuple = ("trades", "books")) -> dict:
+    prepare()
     from proj.sim import Simulator
 
-    count = 3000 if quick else 20000
+    runs = 1 if quick else 3
+    frames = {"trades": 2_000 if quick else 20_000, "books": 300 if quick else 2_000}
     rows = []
-    with Simulator(port=0).start() as sim, Worker(queues="ingest", concurrency=2):
-        sim.ws_exchange("bitstamp").trade_interval = None   # only the scripted trades
-        for batch_size in (1, 10, 100):
-            n = count // 10 if batch_size == 1 else count   # one task a frame is slow: fewer
-            result = _run_script(sim, "btcusd", "BTC/USD", n, 0.0, batch_size, 50)
-            rows.append({"what": f"blast, batch {batch_size}", "frames": n,
-                         "stored": result["stored"],
-                         "frames_per_s": round(result["stored"] / result["seconds"]),
-                         "delay_p50_ms": round(statistics.median(result["delays_ms"]), 1),
-                         "delay_p99_ms": round(percentile(result["delays_ms"], 99), 1)})
-        steady = 2000 if quick else 10000
-        result = _run_script(sim, "ethusd", "ETH/USD", steady, 0.001, 100, 50)
-        rows.append({"what": "steady ~1000/s, batch 100 / 50 ms", "frames": steady,
-                     "stored": result["stored"],
-                     "frames_per_s": round(result["stored"] / result["seconds"]),
-                     "delay_p50_ms": round(statistics.median(result["delays_ms"]), 1),
-                     "delay_p99_ms": round(percentile(result["delays_ms"], 99), 1)})
-    return {"name": "ingest", "runs": 1, "unit": "frames/s, ms", "rows": rows}
+    try:
+        with Simulator(port=0).start() as sim, floor_worker():
+            ws = sim.ws_exchange("bitstamp")
+            ws.trade_interval = None   # only the blasted frames
+            ws.book_interval = None
+            counters = Counters()
+            for kind in kinds:
+                for batch_size in BATCH_SIZES:
+                    n = frames[kind] // (5 if batch_size == 1 else 1)   # a task a frame is slow
+                    samples = {INGEST_TASK: [], FLOOR_TASK: []}
+                    for _ in range(runs):   # interleaved: drift in machine load hits both alike
+                        for task in (FLOOR_TASK, INGEST_TASK):
+                            samples[task].append(blast_rate(sim, counters, task, kind, n, batch_size))
+                    rate = statistics.median(samples[INGEST_TASK])
+                    floor = statistics.median(samples[FLOOR_TASK])
+                    half = rate >= 0.5 * floor
+                    if kind == "trades":
+                        target, met = "≥ 30,000/s and ≥ 0.5× floor", rate >= TRADES_TARGET and half
+                    else:
+                        target, met = "≥ 0.5× floor", half
+                    rows.append(figure(f"{kind}, batch {batch_size}", rate, "frames/s",
+                                       f"no-op task, batch {batch_size}", floor, target, met,
+                                       frames=n, runs=runs,
+                                       samples=[round(s) for s in samples[INGEST_TASK]],
+                                       floor_samples=[round(s) for s in samples[FLOOR_TASK]]))
+    finally:
+        drop_schema()
+    return {"name": "ingest", "runs": runs, "unit": "frames/s", "rows": rows}

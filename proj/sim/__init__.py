@@ -139,6 +139,10 @@ class Simulator(SimServer):
         """Queue `count` trade frames at once to the pair's subscribers (benchmarks)."""
         return self.ws.exchange(exchange).blast_trades(pair, count)
 
+    def ws_blast_books(self, pair: str, count: int, exchange: str = "bitstamp") -> int:
+        """Queue `count` top-100 book snapshots at once to the pair's order_book subscribers."""
+        return self.ws.exchange(exchange).blast_books(pair, count)
+
     def ws_script_done(self, pair: str, exchange: str = "bitstamp") -> bool:
         return self.ws.script_done(exchange, pair)
 

@@ -302,14 +302,37 @@ class BitstampWs(LiveFeed):
     def blast_trades(self, pair: str, count: int) -> list[int]:
         """For throughput benchmarks: queue `count` trade frames at once on every connection
         subscribed to live_trades_{pair}, as fast as the socket takes them. No faults, no
-        exactly-once bookkeeping (that is script_trades). Returns their ids."""
+        exactly-once bookkeeping (that is script_trades). Returns their ids; `blast_started`
+        is the monotonic time the first frame went out."""
         server = self._server_started()
         ids = self._take_ids(pair, count)
         frames = [self._scripted_trade(pair, i) for i in ids]   # built first: only sending is timed
+        self.blast_started = time.monotonic()
         for session in server.subscribers(self.name, f"live_trades_{pair}"):
             for frame in frames:
                 paced_send(session, frame)
         return ids
+
+    def blast_books(self, pair: str, count: int) -> int:
+        """For throughput benchmarks: queue `count` order_book_{pair} snapshots (the top 100
+        levels a side, the book stepped between frames so that each differs) at once on every
+        connection subscribed to that channel. Returns how many frames each subscriber got."""
+        server = self._server_started()
+        frames = []
+        with self._lock:   # built first: only sending is timed
+            now_m, now = time.monotonic(), self.clock()
+            live = self._live_pair(pair, now_m, now)
+            for _ in range(count):
+                live.book.step(now, self._rng)
+                live.book.take_changes()
+                bids, asks = live.book.top()
+                frames.append(dumps({"data": self._book_data(live, bids, asks, now),
+                                     "channel": f"order_book_{pair}", "event": "data"}))
+        self.blast_started = time.monotonic()
+        for session in server.subscribers(self.name, f"order_book_{pair}"):
+            for frame in frames:
+                paced_send(session, frame)
+        return len(frames)
 
     def _scripted_trade(self, pair: str, trade_id: int) -> str:
         with self._lock:
