@@ -28,7 +28,7 @@ def load_streams(path: Path) -> list[dict]:
             "types": list(table.get("types", ["trades", "order_book"])),
             "enabled": table.get("enabled", True),
             "batch_size": int(table.get("batch_size", defaults.get("batch_size", 100))),
-            "batch_ms": float(table.get("batch_ms", defaults.get("batch_ms", 50))),
+            "batch_ms": float(table.get("batch_ms", defaults.get("batch_ms", 10))),
             "max_silence": table.get("max_silence", defaults.get("max_silence")),
         })
     names = [s["name"] for s in streams]

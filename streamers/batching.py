@@ -15,7 +15,7 @@ class FrameBatcher:
     broker outage costs bounded memory and says what it lost.
     """
 
-    def __init__(self, send, size: int = 100, max_delay_ms: float = 50, max_backlog: int = 200_000):
+    def __init__(self, send, size: int = 100, max_delay_ms: float = 10, max_backlog: int = 200_000):
         self.send = send
         self.size = max(1, int(size))
         self.max_delay = max_delay_ms / 1000

@@ -61,7 +61,7 @@ class Streamer:
 
     def __init__(self, exchange: str, symbols: list, types: list, sink, *, name: str | None = None,
                  ws_url: str | None = None, max_silence: float | None = None,
-                 batch_size: int = 100, batch_ms: float = 50, on_stats=None,
+                 batch_size: int = 100, batch_ms: float = 10, on_stats=None,
                  stats_interval: float = 1.0):
         self.adapter = get_exchange(exchange)
         self.exchange = exchange

@@ -52,7 +52,7 @@ def run_streamer(config: dict) -> None:
 
     streamer = Streamer(exchange, config["symbols"], config["types"], send, name=config["name"],
                         ws_url=config.get("ws_url"), max_silence=config.get("max_silence"),
-                        batch_size=config.get("batch_size", 100), batch_ms=config.get("batch_ms", 50),
+                        batch_size=config.get("batch_size", 100), batch_ms=config.get("batch_ms", 10),
                         on_stats=lambda snapshot: state.put(f"streamer:{config['name']}", snapshot))
     signal.signal(signal.SIGTERM, lambda *_: streamer.stop())
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the supervisor's to handle
