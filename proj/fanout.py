@@ -75,7 +75,7 @@ def fan_out(records: list[dict]) -> None:
         from .celery import app
         name, queue = backend
         for record in records:
-            app.send_task(name, args=[record], queue=queue)
+            app.send_task(name, args=[record], queue=queue, ignore_result=True)   # not ours to wait for
 
 
 def read_latest_book(exchange: str, symbol: str) -> dict | None:

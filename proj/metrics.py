@@ -47,14 +47,23 @@ def count_error(exchange: str, code: str, n: int = 1) -> None:
     ERRORS.labels(exchange or "", code).inc(n)
 
 
+# A feed's freshness is written at most this often by one process: health checks count in
+# seconds, and a stream's worker would otherwise write it for every batch.
+FRESH_WRITE_INTERVAL = 1.0
+_fresh_written: dict[str, float] = {}   # key -> monotonic time of this process's last write
+
+
 def note_fresh_data(state, records: list[dict]) -> None:
     """The newest receive time per exchange × type × symbol, where every process can read it."""
     newest = {}
     for record in records:
         key = f"{FRESH_PREFIX}{record['exchange']}:{record['type']}:{record['symbol']}"
         newest[key] = max(newest.get(key, 0), record["received"])
+    now = time.monotonic()
     for key, received in newest.items():
-        state.put(key, {"received": received, "written": time.time()})
+        if now - _fresh_written.get(key, -FRESH_WRITE_INTERVAL) >= FRESH_WRITE_INTERVAL:
+            state.put(key, {"received": received, "written": time.time()})
+            _fresh_written[key] = now
 
 
 class StateCollector:

@@ -36,20 +36,34 @@ def _silence_limit(configured) -> float:
     return float(configured or settings.max_silence())
 
 
+def batch_sender(exchange: str, task: str = "collector.ingest", queue: str | None = None):
+    """send(frames): one task per batch, as cheaply as Celery sends one.
+
+    ignore_result: nobody waits for an ingest result, and without it the result backend
+    subscribes to every task's result channel in this process (a Redis SUBSCRIBE a batch,
+    never undone). No task-sent event: at hundreds of batches a second it would double the
+    messages this process publishes (a streamer process sends nothing else, so the setting
+    is turned off for the whole process); Flower still sees each task received, run and done.
+    """
+    from proj.celery import app
+    app.conf.task_send_sent_event = False
+    options = {"ignore_result": True, **({"queue": queue} if queue else {})}
+
+    def send(frames):
+        app.send_task(task, args=[exchange, frames], **options)
+
+    return send
+
+
 def run_streamer(config: dict) -> None:
     """Entry point of a streamer process: frames go to the workers as collector.ingest tasks."""
-    from proj.celery import app
-
     from .connection import Streamer
 
     from proj.logs import configure
     configure(f"streamer-{config['name']}")
     state = open_state()
     exchange = config["exchange"]
-
-    def send(frames):
-        app.send_task("collector.ingest", args=[exchange, frames])
-
+    send = batch_sender(exchange)
     streamer = Streamer(exchange, config["symbols"], config["types"], send, name=config["name"],
                         ws_url=config.get("ws_url"), max_silence=config.get("max_silence"),
                         batch_size=config.get("batch_size", 100), batch_ms=config.get("batch_ms", 10),
