@@ -475,3 +475,18 @@ def test_streamer_counts_control_frames_right(sim):
     texts = [text for _, text in frames]
     assert sum('"l2_data"' in t for t in texts) == 1        # the snapshot only
     assert not any('"heartbeats"' in t or '"subscriptions"' in t for t in texts)
+
+
+def test_level2_snapshot_with_sides_interleaved_keeps_each_sides_order():
+    updates = [{"side": side, "event_time": "2026-08-09T21:05:48.35161Z", "price_level": price,
+                "new_quantity": quantity}
+               for side, price, quantity in (("bid", "1919.44", "0.02858092"), ("offer", "1919.50", "1"),
+                                              ("bid", "1919.43", "0.0505"), ("offer", "1919.6", "2.50"))]
+    frame = {"channel": "l2_data", "timestamp": "2026-08-09T21:05:48.618125631Z", "sequence_num": 21,
+             "events": [{"type": "snapshot", "product_id": "ETH-USD", "updates": updates}]}
+    [book] = get_exchange("coinbase").parse_ws(orjson.dumps(frame), 1786309548700)
+    assert book["bids"] == [["1919.44", "0.02858092"], ["1919.43", "0.0505"]]
+    assert book["asks"] == [["1919.5", "1"], ["1919.6", "2.5"]]
+    updates[2]["side"] = "middle"
+    with pytest.raises(CollectorError, match="unknown side 'middle'"):
+        get_exchange("coinbase").parse_ws(orjson.dumps(frame), 1786309548700)

@@ -460,3 +460,33 @@ def test_kraken_outage_inside_http_200_is_retried(fresh_sim):
     result = fetch_records("kraken", "ticker", "BTC/USD", base_url=fresh_sim.url, attempts=2)
     assert result.get("type") == "ticker", result
     assert fresh_sim.request_count("/0/public/Ticker") == 2
+
+
+# ---- the exact decoder: one reused json decoder, the same answers as json.loads ----------------
+
+@pytest.mark.parametrize("text", ["", "   ", " \n\t", "\u3000", "\ufeff{}", "{", "[NaN]", "[Infinity]",
+                                  "{} x", "[1.0]]", b"", b"  ", b"\xff", b"[NaN]"])
+def test_exact_decoder_refuses_what_json_loads_refuses(text):
+    from proj.exchanges.kraken import decode_exact_json
+    with pytest.raises(CollectorError) as caught:
+        decode_exact_json(text)
+    assert caught.value.code == "bad_json"
+
+
+def test_exact_decoder_keeps_number_text():
+    from proj.exchanges.kraken import decode_exact_json
+    text = '{"a": 105944.20, "b": 1, "c": 1.5e-05, "d": [0.00012460, -0.0], "e": "x"}'
+    assert decode_exact_json(text) == json.loads(text, parse_float=str)
+    assert decode_exact_json(text.encode()) == json.loads(text, parse_float=str)
+    assert decode_exact_json(text)["a"] == "105944.20"
+
+
+def test_ws_book_levels_in_exponent_notation_take_the_exact_path():
+    frame = {"channel": "book", "type": "snapshot", "data": [{
+        "symbol": "BTC/USD", "checksum": 1, "timestamp": "2023-10-06T17:35:55.440295Z",
+        "bids": [{"price": "PRICE", "qty": 1.5e-05}, {"price": 105935.40, "qty": 2}],
+        "asks": [{"price": 105944.30, "qty": 0.136}]}]}
+    text = json.dumps(frame).replace('"PRICE"', "105944.20")
+    [book] = kraken.parse_ws(text, RECEIVED)
+    assert book["bids"] == [["105944.2", "0.000015"], ["105935.4", "2"]]
+    assert book["asks"] == [["105944.3", "0.136"]]
