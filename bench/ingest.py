@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import signal
 import statistics
+import subprocess
 import tempfile
 import time
 from contextlib import contextmanager
@@ -62,17 +63,16 @@ def floor_worker() -> Worker:
 # ---- the streamer, in its own process as the supervisor runs it ------------------------------
 
 def _run_streamer(config: dict) -> None:
-    from proj.celery import app
     from streamers.connection import Streamer
+    from streamers.supervisor import batch_sender
 
     if config["task"] == WEBSOCKET_ONLY:   # no broker: count the batches where the floor does
         client = redis.Redis.from_url(REDIS_URL)
 
         def send(frames):
             client.incrby("bench:floor:frames", len(frames))
-    else:
-        def send(frames):
-            app.send_task(config["task"], args=["bitstamp", frames], queue="ingest")
+    else:   # as the supervisor's streamers send, to the task under test
+        send = batch_sender("bitstamp", config["task"], queue="ingest")
 
     streamer = Streamer("bitstamp", [config["symbol"]], [config["kind"]], send,
                         ws_url=config["ws_url"], max_silence=3600,
@@ -150,12 +150,64 @@ def wait_until(count, target: int, seconds: float) -> float | None:
     return None
 
 
-def blast_rate(sim, counters: Counters, task: str, kind: str, n: int, batch_size: int) -> float:
-    """Frames per second of one blast of n frames through task, first sent to last counted."""
+# ---- where the CPU goes ----------------------------------------------------------------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS   # utime + stime
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _pids(*pgrep_args: str) -> list[int]:
+    done = subprocess.run(["pgrep", *pgrep_args], capture_output=True, text=True)
+    return [int(pid) for pid in done.stdout.split()]
+
+
+class CpuMeter:
+    """CPU seconds used by each part of the pipeline between start() and stop(), read from
+    /proc: this process (the simulator), the streamer, the worker and its pool, RabbitMQ,
+    PostgreSQL and Redis. Processes started in between (a database connection) count whole."""
+
+    def __init__(self, streamer_pid: int, worker_pid: int):
+        self.groups = {
+            "simulator": lambda: [os.getpid()],
+            "streamer": lambda: [streamer_pid],
+            "worker": lambda: [worker_pid, *_pids("-P", str(worker_pid))],
+            "rabbitmq": lambda: _pids("-x", "beam.smp"),
+            "postgresql": lambda: _pids("-x", "postgres"),
+            "redis": lambda: _pids("-x", "redis-server"),
+        }
+        self.before = {}
+
+    def _read(self) -> dict[str, dict[int, float]]:
+        return {group: {pid: _cpu_seconds(pid) for pid in pids()} for group, pids in self.groups.items()}
+
+    def start(self) -> None:
+        self.before = self._read()
+
+    def stop(self) -> dict[str, float]:
+        after = self._read()
+        return {group: sum(used - self.before[group].get(pid, 0.0) for pid, used in pids.items())
+                for group, pids in after.items()}
+
+
+def blast_rate(sim, counters: Counters, task: str, kind: str, n: int, batch_size: int,
+               worker: Worker | None = None) -> tuple[float, dict[str, float]]:
+    """Frames per second of one blast of n frames through task, first sent to last counted,
+    and (given the worker) the CPU µs per frame each part of the pipeline used."""
     pair, symbol = ("btcusd", "BTC/USD") if kind == "trades" else ("ethusd", "ETH/USD")
     record_type = "trade" if kind == "trades" else "order_book"
-    with streamer_process(sim, task, kind, pair, symbol, batch_size):
+    with streamer_process(sim, task, kind, pair, symbol, batch_size) as process:
         time.sleep(0.3)   # the subscription's first frames (a book's snapshot) are through
+        meter = CpuMeter(process.pid, worker.proc.pid) if worker else None
+        if meter:
+            meter.start()
         before = counters.count(task, record_type)
         if kind == "trades":
             sim.ws_blast_trades(pair, n)
@@ -164,9 +216,10 @@ def blast_rate(sim, counters: Counters, task: str, kind: str, n: int, batch_size
         started = sim.ws_exchange("bitstamp").blast_started   # frames are built before sending
         finished = wait_until(lambda: counters.count(task, record_type) - before, n,
                               seconds=max(60.0, n / 100))
+        cpu = {group: round(seconds / n * 1e6, 1) for group, seconds in meter.stop().items()} if meter else {}
     if finished is None:
-        return 0.0   # shown as 0 frames/s: the run lost frames or timed out (the log says)
-    return n / (finished - started)
+        return 0.0, cpu   # shown as 0 frames/s: the run lost frames or timed out (the log says)
+    return n / (finished - started), cpu
 
 
 def run(quick: bool = False, kinds: tuple = ("trades", "books")) -> dict:
@@ -175,9 +228,9 @@ def run(quick: bool = False, kinds: tuple = ("trades", "books")) -> dict:
 
     runs = 1 if quick else 3
     frames = {"trades": 2_000 if quick else 20_000, "books": 300 if quick else 2_000}
-    rows = []
+    rows, notes = [], []
     try:
-        with Simulator(port=0).start() as sim, floor_worker():
+        with Simulator(port=0).start() as sim, floor_worker() as worker:
             ws = sim.ws_exchange("bitstamp")
             ws.trade_interval = None   # only the blasted frames
             ws.book_interval = None
@@ -186,9 +239,13 @@ def run(quick: bool = False, kinds: tuple = ("trades", "books")) -> dict:
                 for batch_size in BATCH_SIZES:
                     n = frames[kind] // (5 if batch_size == 1 else 1)   # a task a frame is slow
                     samples = {INGEST_TASK: [], FLOOR_TASK: []}
+                    cpu = {}
                     for _ in range(runs):   # interleaved: drift in machine load hits both alike
                         for task in (FLOOR_TASK, INGEST_TASK):
-                            samples[task].append(blast_rate(sim, counters, task, kind, n, batch_size))
+                            rate, cpu[task] = blast_rate(sim, counters, task, kind, n, batch_size, worker)
+                            samples[task].append(rate)
+                    if batch_size == 100:
+                        notes += [cpu_note(kind, task, cpu[task]) for task in (FLOOR_TASK, INGEST_TASK)]
                     rate = statistics.median(samples[INGEST_TASK])
                     floor = statistics.median(samples[FLOOR_TASK])
                     half = rate >= 0.5 * floor
@@ -200,7 +257,20 @@ def run(quick: bool = False, kinds: tuple = ("trades", "books")) -> dict:
                                        f"no-op task, batch {batch_size}", floor, target, met,
                                        frames=n, runs=runs,
                                        samples=[round(s) for s in samples[INGEST_TASK]],
-                                       floor_samples=[round(s) for s in samples[FLOOR_TASK]]))
+                                       floor_samples=[round(s) for s in samples[FLOOR_TASK]],
+                                       cpu_us_per_frame=cpu[INGEST_TASK],
+                                       floor_cpu_us_per_frame=cpu[FLOOR_TASK]))
     finally:
         drop_schema()
-    return {"name": "ingest", "runs": runs, "unit": "frames/s", "rows": rows}
+    return {"name": "ingest", "runs": runs, "unit": "frames/s", "rows": rows, "notes": notes}
+
+
+def cpu_note(kind: str, task: str, cpu: dict[str, float]) -> str:
+    """One line: CPU µs per frame by part, and the rate two cores could carry at that cost."""
+    # The simulator (this process: building and sending the frames) is the benchmark's, not
+    # the collector's: the bound is what the rest would allow with both cores to itself.
+    pipeline = sum(value for group, value in cpu.items() if group != "simulator")
+    parts = ", ".join(f"{group} {value:g}" for group, value in cpu.items())
+    bound = f"; at that cost 2 cores carry {2e6 / pipeline:,.0f} frames/s" if pipeline > 0 else ""
+    return (f"CPU µs per frame, {kind}, batch 100, {task}: {parts} "
+            f"(all but the simulator: {pipeline:.0f}{bound})")

@@ -12,6 +12,8 @@ import orjson
 
 from proj.exchanges import get_exchange
 
+from .harness import figure
+
 FIXTURES = Path(os.environ.get("COLLECTOR_SHARED_DIR")
                 or Path(__file__).resolve().parent.parent.parent / "shared") / "fixtures"
 RECEIVED = 1700000000000
@@ -78,7 +80,7 @@ def run(quick: bool = False) -> dict:
             assert records, f"{exchange} {kind}: no records"
             normalize = _per_call_us(lambda: adapter.parse_ws(text, RECEIVED), budget)
             loads = _per_call_us(lambda: orjson.loads(raw), budget)
-            rows.append({"exchange": exchange, "frame": kind, "bytes": len(raw),
-                         "normalize_us": round(normalize, 2), "orjson_loads_us": round(loads, 2),
-                         "ratio": round(normalize / loads, 1)})
+            rows.append(figure(f"{exchange} {kind} ({len(raw):,} B)", normalize, "µs",
+                               "orjson.loads, same bytes", loads, "≤ 2× floor",
+                               normalize <= 2 * loads, bytes=len(raw)))
     return {"name": "normalize", "runs": 1, "unit": "µs per frame", "rows": rows}
