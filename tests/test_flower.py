@@ -96,6 +96,23 @@ def test_api_needs_the_credentials_and_metrics_does_not(worker, flower):
     assert "flower_events_total" in metrics.text    # Flower's own metrics, not a login page
 
 
+@pytest.mark.services
+def test_flower_turns_task_events_on_and_lists_tasks(worker, flower):
+    # Workers start with task events off (celeryconfig); Flower enables them while it runs.
+    deadline = time.monotonic() + 60
+    seen = {}
+    while time.monotonic() < deadline:
+        task_id = worker.send_task("collector.fetch", args=["nowhere", "ticker", "BTC/USD"]).id
+        time.sleep(1.0)
+        answer = requests.get(f"{flower}/api/tasks", auth=CREDENTIALS, timeout=30)
+        assert answer.status_code == 200, answer.text
+        seen = answer.json()
+        if task_id in seen:
+            break
+    assert task_id in seen, f"Flower lists {len(seen)} tasks, not {task_id}"
+    assert seen[task_id]["name"] == "collector.fetch"
+
+
 @pytest.mark.parametrize("args, env", [
     (["--address=0.0.0.0"], {}),
     ([], {"FLOWER_ADDRESS": "0.0.0.0"}),
