@@ -16,6 +16,8 @@ SERVICES = {
     "COLLECTOR_DATABASE_URL": os.environ.get("BENCH_DATABASE_URL",
                                              "postgresql://postgres@127.0.0.1:5432/test"),
     "COLLECTOR_CONFIG": str(ROOT / "tests" / "no-polls.toml"),
+    # shared state, rate-limit windows and fan-out in Redis, as the compose deployment has them
+    "COLLECTOR_REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12"),
 }
 
 
