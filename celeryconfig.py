@@ -47,12 +47,13 @@ task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1   # a poll waits in the broker, not behind a busy process
 result_expires = 3600
 task_ignore_result = False
-# Task events (received, started, succeeded) stay off, as Celery ships them: Flower turns them
-# on in every worker while it runs (its enable_events, on by default). Measured here, they
-# cost the ingest path about a third of its throughput at 100 frames a task (bench ingest: an
-# event message per step for RabbitMQ to route and the worker's main process to send).
+# Task events stay off, as Celery ships them: Flower turns the workers' events (received,
+# started, succeeded) on while it runs (its enable_events, on by default). Measured here, they
+# cost the ingest path about a third of its throughput at 100 frames a task, and "sent" events
+# a fifth of a poll's worker CPU (bench ingest, bench polls): a message per step for RabbitMQ
+# to route and a process to send.
 worker_send_task_events = False
-task_send_sent_event = True   # a poll's or backend request's "sent" state, once Flower listens
+task_send_sent_event = False
 
 # Backend requests use Celery's default queue name, so that a backend's plain
 # Celery(broker=..., backend=...) reaches collector.fetch with send_task and no routing.

@@ -37,16 +37,10 @@ def _silence_limit(configured) -> float:
 
 
 def batch_sender(exchange: str, task: str = "collector.ingest", queue: str | None = None):
-    """send(frames): one task per batch, as cheaply as Celery sends one.
-
-    ignore_result: nobody waits for an ingest result, and without it the result backend
-    subscribes to every task's result channel in this process (a Redis SUBSCRIBE a batch,
-    never undone). No task-sent event: at hundreds of batches a second it would double the
-    messages this process publishes (a streamer process sends nothing else, so the setting
-    is turned off for the whole process); Flower still sees each task received, run and done.
-    """
+    """send(frames): one task per batch, sent with ignore_result: nobody waits for an ingest
+    result, and without it the result backend would subscribe this process to every task's
+    result channel (a Redis SUBSCRIBE a batch, never undone)."""
     from proj.celery import app
-    app.conf.task_send_sent_event = False
     options = {"ignore_result": True, **({"queue": queue} if queue else {})}
 
     def send(frames):
