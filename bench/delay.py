@@ -2,7 +2,7 @@
 -> PostgreSQL), how late each frame's row is: from the frame's receive time (the streamer's
 stamp) to (a) the commit of its row and (b) its message on Redis pub/sub; p50, p99 and max.
 Floor, in the same run: the same frames at the same rate sent to the no-op task
-(bench/ingest_floor.py), from receive time to the task running.
+(bench.floor.noop_ingest), from receive time to the task running.
 
 The commit is seen exactly: the benchmark puts a trigger on its own copy of the trades table
 that NOTIFYs each row's id and receive time, and PostgreSQL delivers a NOTIFY at the commit.

@@ -2,7 +2,7 @@
 order books) -> a streamer process -> RabbitMQ -> worker (validate, normalize) -> PostgreSQL, at
 batch sizes 1, 10, 100 and 500; frames per second from the first frame sent to the last one
 committed. Floor, in the same run and interleaved with it: the same streamer sending the same
-batches to a no-op Celery task (bench/ingest_floor.py) on the same worker.
+batches to a no-op Celery task (bench.floor.noop_ingest) on the same worker.
 
 Everything runs on this machine: simulator, streamer, RabbitMQ, worker (2 processes) and
 PostgreSQL share its cores, as they would on a one-box deployment.
@@ -21,7 +21,7 @@ from contextlib import contextmanager
 import psycopg2
 import redis
 
-from .harness import Worker, figure, use_real_services
+from .harness import Worker, figure, use_own_vhost, use_real_services
 
 REDIS_URL = "redis://127.0.0.1:6379/12"
 SCHEMA = "bench_ingest"
@@ -38,9 +38,10 @@ def prepare() -> None:
     """Real services, a schema of our own, metrics files of our own; before any import of
     the project's settings and before the worker starts."""
     use_real_services()
+    use_own_vhost("bench_ingest")
     os.environ["COLLECTOR_DATABASE_URL"] = DATABASE_URL
     os.environ["COLLECTOR_REDIS_URL"] = REDIS_URL
-    os.environ["BENCH_REDIS_URL"] = REDIS_URL
+    os.environ["BENCH_INGEST_REDIS_URL"] = REDIS_URL
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="bench-metrics-")
     with psycopg2.connect(PLAIN_DATABASE_URL) as connection, connection.cursor() as cursor:
         cursor.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE; CREATE SCHEMA {SCHEMA}")
@@ -57,7 +58,7 @@ def drop_schema() -> None:
 
 def floor_worker() -> Worker:
     """One worker (2 processes) serving the ingest queue with both the real and the no-op task."""
-    return Worker(queues="ingest", concurrency=2, app="bench.ingest_floor")
+    return Worker(queues="ingest", concurrency=2, app="bench.floor")
 
 
 # ---- the streamer, in its own process as the supervisor runs it ------------------------------
