@@ -23,7 +23,7 @@ from . import ingest
 from .harness import figure, percentile
 
 RATE = 1000          # frames per second
-TICK = 0.01          # the simulator sends a small burst every 10 ms
+TICK = 0.002         # the simulator sends 2 frames every 2 ms
 BATCH_SIZE, BATCH_MS = 100, 10   # the product's defaults
 
 NOTIFY_TRIGGER = f"""

@@ -41,6 +41,13 @@ class Worker:
                                      start_new_session=True)
 
     def __enter__(self):
+        try:
+            return self._wait_until_ready()
+        except BaseException:   # a worker left behind would take the next run's tasks
+            self.__exit__()
+            raise
+
+    def _wait_until_ready(self):
         from proj.celery import app
         app.control.purge()
         deadline = time.monotonic() + 60
@@ -115,11 +122,11 @@ def use_own_vhost(name: str) -> str:
     parts = urlsplit(SERVICES["COLLECTOR_BROKER_URL"])
     url = f"{parts.scheme}://{parts.netloc}/{name}"
     os.environ["COLLECTOR_BROKER_URL"] = url
-    if "proj.celery" in sys.modules:   # configured already, by an earlier benchmark of this run
-        app = sys.modules["proj.celery"].app
+    app = sys.modules["proj.celery"].app if "proj.celery" in sys.modules else None
+    if app is not None and app.conf.broker_url != url:   # configured by an earlier benchmark
+        # Drop the app's pools, not close them: kombu keeps one pool per broker URL and hands
+        # the same one back when a later benchmark returns to that vhost.
         app.conf.broker_url = url
-        if app._pool is not None:
-            app._pool.force_close_all()
         app._pool = None
         app.amqp._producer_pool = None
     return url

@@ -6,11 +6,12 @@ import time
 
 import requests
 
-from .harness import Worker, figure, median_ms, use_real_services
+from .harness import Worker, figure, median_ms, use_own_vhost, use_real_services
 
 
 def run(quick: bool = False) -> dict:
     use_real_services()
+    use_own_vhost("bench_rtt")
     from proj.celery import app
     from proj.sim import Simulator
     from tasks.fetch import fetch
