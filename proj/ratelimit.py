@@ -24,32 +24,64 @@ import orjson
 from . import settings
 from .records import CollectorError
 
-# KEYS[1] the window (ZSET member "id:weight", score = time), KEYS[2] the pause-until key.
-# ARGV: now, window seconds, budget, weight, id. Returns seconds to wait (0: granted).
-_ACQUIRE = """
-local now, span, budget, weight = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local paused = tonumber(redis.call('GET', KEYS[2]) or '0')
-if paused > now then return tostring(paused - now) end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - span)
-local entries = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-local used = 0
-for i = 1, #entries, 2 do
-  used = used + tonumber(string.match(entries[i], ':(%d+)$'))
+# The window: a ZSET of the requests made (member "id:weight", score = time), beside the running
+# sum of their weights, so that a request costs the entries that left the window, not a walk
+# over all it holds (with 5,000 held, a walk took ~5 ms of Redis time a request).
+# KEYS[1] the ZSET, KEYS[2] the pause-until key, KEYS[3] the sum. ARGV[1] now, ARGV[2] span.
+# After the prelude, `used` is the weight of what the window holds at `now`.
+_PRUNE = """
+local now, span = tonumber(ARGV[1]), tonumber(ARGV[2])
+local function weight_of(member) return tonumber(string.match(member, ':(%d+)$')) end
+local cutoff = now - span
+local used = tonumber(redis.call('GET', KEYS[3]) or '')
+if used then
+  local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff)
+  for i = 1, #gone do used = used - weight_of(gone[i]) end
+  if #gone > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', cutoff) end
+else   -- no sum yet (first use, or it expired with the window): count what is held
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', cutoff)
+  used = 0
+  for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do used = used + weight_of(member) end
 end
+local function keep(total)
+  redis.call('SET', KEYS[3], total)
+  redis.call('EXPIRE', KEYS[1], math.ceil(span) + 1)
+  redis.call('EXPIRE', KEYS[3], math.ceil(span) + 1)
+end
+"""
+
+# ARGV[3] budget, ARGV[4] weight, ARGV[5] id. Returns seconds to wait (0: granted).
+_ACQUIRE = _PRUNE + """
+local budget, weight = tonumber(ARGV[3]), tonumber(ARGV[4])
+local paused = tonumber(redis.call('GET', KEYS[2]) or '0')
+if paused > now then keep(used) return tostring(paused - now) end
 if used + weight <= budget then
   redis.call('ZADD', KEYS[1], now, ARGV[5] .. ':' .. weight)
-  redis.call('EXPIRE', KEYS[1], math.ceil(span) + 1)
+  keep(used + weight)
   return '0'
 end
--- wait until enough of the oldest entries have left the window
+keep(used)
+-- wait until enough of the oldest entries have left the window (only when over budget)
+local entries = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 local freed = 0
 for i = 1, #entries, 2 do
-  freed = freed + tonumber(string.match(entries[i], ':(%d+)$'))
+  freed = freed + weight_of(entries[i])
   if used - freed + weight <= budget then
     return tostring(tonumber(entries[i + 1]) + span - now)
   end
 end
 return tostring(span)
+"""
+
+# ARGV[3] the weight the exchange says was used, ARGV[4] id: count what this window missed.
+_TOP_UP = _PRUNE + """
+local reported = tonumber(ARGV[3])
+if reported > used then
+  redis.call('ZADD', KEYS[1], now, ARGV[4] .. ':' .. (reported - used))
+  used = reported
+end
+keep(used)
+return used
 """
 
 
@@ -66,11 +98,17 @@ class RedisWindow:
     def __init__(self, url: str):
         import redis
         self.redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
-        self.script = self.redis.register_script(_ACQUIRE)
+        self.acquire_script = self.redis.register_script(_ACQUIRE)
+        self.top_up_script = self.redis.register_script(_TOP_UP)
+
+    @staticmethod
+    def _keys(name: str) -> list[str]:
+        key = f"collector:ratelimit:{name}"
+        return [key, f"{key}:pause", f"{key}:used"]
 
     def try_acquire(self, name: str, budget: tuple, weight: int) -> float:
-        wait = self.script(keys=[f"collector:ratelimit:{name}", f"collector:ratelimit:{name}:pause"],
-                           args=[time.time(), budget[1], budget[0], weight, uuid.uuid4().hex[:12]])
+        wait = self.acquire_script(keys=self._keys(name),
+                                   args=[time.time(), budget[1], budget[0], weight, uuid.uuid4().hex[:12]])
         return float(wait)
 
     def pause(self, name: str, seconds: float) -> None:
@@ -84,16 +122,12 @@ class RedisWindow:
         return max(0.0, float(self.redis.get(f"collector:ratelimit:{name}:pause") or 0) - time.time())
 
     def reset(self, name: str) -> None:
-        self.redis.delete(f"collector:ratelimit:{name}", f"collector:ratelimit:{name}:pause")
+        self.redis.delete(*self._keys(name))
 
     def top_up(self, name: str, budget: tuple, used: int) -> None:
         """Count the weight the exchange says was used that this window does not know of."""
-        key = f"collector:ratelimit:{name}"
-        now = time.time()
-        self.redis.zremrangebyscore(key, "-inf", now - budget[1])
-        known = sum(int(m.rsplit(b":", 1)[1]) for m in self.redis.zrange(key, 0, -1))
-        if used > known:
-            self.redis.zadd(key, {f"{uuid.uuid4().hex[:12]}:{used - known}": now})
+        self.top_up_script(keys=self._keys(name),
+                           args=[time.time(), budget[1], int(used), uuid.uuid4().hex[:12]])
 
 
 class FileWindow:

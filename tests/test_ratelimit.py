@@ -64,3 +64,31 @@ def test_budget_wait_longer_than_the_attempt_is_rate_limited(fresh_sim, monkeypa
     assert result["err"] == "rate_limited" and "budget" in result["detail"]
     assert time.monotonic() - started < 10   # answered, not waited out
     assert fresh_sim.request_count(TICKER) == 1
+
+
+@pytest.mark.services
+def test_redis_window_keeps_its_running_sum_exact():
+    # The window keeps the sum of its weights beside its entries: entries leaving the window,
+    # the exchange's reported usage and a window without a sum (an older release's) all count.
+    import uuid
+
+    from proj import ratelimit
+    window = ratelimit.RedisWindow("redis://127.0.0.1:6379/15")
+    name = f"test_{uuid.uuid4().hex[:8]}"
+    key = f"collector:ratelimit:{name}"
+    budget = (3, 0.5)   # 3 a half second
+    try:
+        assert [window.try_acquire(name, budget, 1) for _ in range(3)] == [0, 0, 0]
+        assert 0 < window.try_acquire(name, budget, 1) <= 0.5
+        assert int(window.redis.get(f"{key}:used")) == 3
+        time.sleep(0.6)                                  # all three left the window
+        assert window.try_acquire(name, budget, 2) == 0
+        assert int(window.redis.get(f"{key}:used")) == 2
+        window.top_up(name, budget, 3)                   # the exchange counted one more
+        assert int(window.redis.get(f"{key}:used")) == 3
+        assert window.try_acquire(name, budget, 1) > 0
+        window.redis.delete(f"{key}:used")               # no sum: counted from the entries
+        assert window.try_acquire(name, budget, 1) > 0
+        assert int(window.redis.get(f"{key}:used")) == 3
+    finally:
+        window.reset(name)
