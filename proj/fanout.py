@@ -61,15 +61,18 @@ def fan_out(records: list[dict]) -> None:
         return
     if settings.redis_url():
         _, fan_out_script = _client()
-        published, book_keys, book_args = [], [], []
+        published, newest = [], {}
         for record in records:
             payload = orjson.dumps(record)
             published += (channel_name(record), payload)
             if record["type"] == "order_book":
+                # only a batch's newest book of a symbol can win (the first of equals, as in Redis)
                 at = record["timestamp"] if record["timestamp"] is not None else record["received"]
-                book_keys.append(latest_book_key(record["exchange"], record["symbol"]))
-                book_args += (at, payload)
-        fan_out_script(keys=book_keys, args=[len(records), *published, *book_args])
+                key = latest_book_key(record["exchange"], record["symbol"])
+                if key not in newest or at > newest[key][0]:
+                    newest[key] = (at, payload)
+        book_args = [value for offer in newest.values() for value in offer]
+        fan_out_script(keys=list(newest), args=[len(records), *published, *book_args])
     backend = settings.backend_task()
     if backend:
         from .celery import app
