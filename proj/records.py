@@ -186,10 +186,11 @@ def canon_pair_levels(side) -> list:
     return levels
 
 
-def canon_levels(side, price_of, amount_of) -> list:
+def canon_levels(side, price_of, amount_of, exact=None) -> list:
     """[[canon_price(price_of(level)), canon_decimal(amount_of(level))] for level in side]
     (price_of, amount_of: operator.itemgetter) with the same strings and errors, whole
-    columns at a time when it can."""
+    columns at a time when it can. `exact` converts a value first on the value-by-value path
+    (values the column path accepts are ones it would return unchanged)."""
     try:
         prices, amounts = list(map(price_of, side)), list(map(amount_of, side))
     except (LookupError, TypeError):
@@ -197,7 +198,9 @@ def canon_levels(side, price_of, amount_of) -> list:
     else:
         prices, amounts = canon_column(prices, True), canon_column(amounts)
     if prices is None or amounts is None:
-        return [[canon_price(price_of(level)), canon_decimal(amount_of(level))] for level in side]
+        fix = exact or (lambda value: value)
+        return [[canon_price(fix(price_of(level))), canon_decimal(fix(amount_of(level)))]
+                for level in side]
     return [[p, a] for p, a in zip(prices, amounts)]
 
 

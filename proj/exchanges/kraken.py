@@ -63,7 +63,7 @@ from operator import itemgetter
 import orjson
 
 from ..records import (MIN_MS, CollectorError, bad_schema, canon_decimal, canon_optional_amount,
-                       canon_column, canon_levels, canon_optional_price,
+                       canon_levels, canon_optional_price,
                        canon_price)
 from .base import _SHAPE_ERRORS, Exchange, _check_all, _shape_error
 
@@ -472,16 +472,7 @@ def _ws_levels(side) -> list:
     for level in side], whole columns at a time when it can: numbers kept as their text
     (decode_exact_json) that canon_column accepts have no exponent, so exact_number would
     return them unchanged."""
-    try:
-        prices, amounts = list(map(_WS_PRICE, side)), list(map(_WS_QTY, side))
-    except (LookupError, TypeError):
-        prices = amounts = None
-    else:
-        prices, amounts = canon_column(prices, True), canon_column(amounts)
-    if prices is None or amounts is None:
-        return [[canon_price(exact_number(level["price"])),
-                 canon_decimal(exact_number(level["qty"]))] for level in side]
-    return [[price, amount] for price, amount in zip(prices, amounts)]
+    return canon_levels(side, _WS_PRICE, _WS_QTY, exact=exact_number)
 
 
 def _refuse_constant(name: str):
