@@ -215,7 +215,7 @@ def run(quick: bool = False) -> dict:
     ], "notes": [
         f"streamer: {streamer['frames_received']} trade frames received in {streamer['seconds']:g} s "
         f"over {SYMBOLS} symbols, {streamer['frames_sent']} handed to the ingest queue",
-        f"worker pool process VmRSS (MB) by frames stored: "
+        "worker pool process VmRSS (MB) by frames stored: "
         + ", ".join(f"{frames:,} → {mb:g}" for frames, mb in worker["samples"])
         + f"; {worker['frames_per_s']:,} frames/s, concurrency 1",
     ]}

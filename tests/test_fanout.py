@@ -1,5 +1,4 @@
 """Live fan-out on the real Redis: pub/sub per channel, newest book wins, whatever the order."""
-import os
 import time
 import uuid
 
