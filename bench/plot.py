@@ -27,8 +27,10 @@ def plot_ingest(document: dict, path: str) -> None:
             points["x"].append(int(size))
             points["y"].append(value)
     figure, axes = plt.subplots(figsize=(7, 4.5), dpi=110)
-    for label, points in series.items():
-        axes.plot(points["x"], points["y"], marker="o",
+    colours = {}
+    for label, points in series.items():   # one colour a frame kind: the floor dashed beside it
+        colour = colours.setdefault(label.split(":")[0], f"C{len(colours)}")
+        axes.plot(points["x"], points["y"], marker="o", color=colour,
                   linestyle="--" if "floor" in label else "-", label=label)
     axes.axhline(30_000, color="grey", linewidth=0.8, linestyle=":")
     axes.annotate("target for trades: 30,000/s", (1, 30_000), textcoords="offset points",
