@@ -29,18 +29,21 @@ def poll_name(exchange: str, kind: str, symbol: str) -> str:
 
 def record_poll(state, exchange: str, kind: str, symbol: str, error: str | None = None) -> None:
     """One poll's outcome: its heartbeat, and its errors (in a row and by code)."""
-    key = f"{POLL_PREFIX}{exchange}:{kind}:{symbol}"
-    entry = state.get(key) or {"runs": 0, "errors": {}, "errors_in_a_row": 0}
-    entry["runs"] += 1
-    entry["last_run"] = time.time()
-    if error:
-        entry["errors"][error] = entry["errors"].get(error, 0) + 1
-        entry["errors_in_a_row"] += 1
-        entry["last_error"] = error
-    else:
-        entry["errors_in_a_row"] = 0
-        entry["last_ok"] = time.time()
-    state.put(key, entry)
+    def count(entry):
+        entry = entry or {"runs": 0, "errors": {}, "errors_in_a_row": 0}
+        entry["runs"] += 1
+        entry["last_run"] = time.time()
+        if error:
+            entry["errors"][error] = entry["errors"].get(error, 0) + 1
+            entry["errors_in_a_row"] += 1
+            entry["last_error"] = error
+        else:
+            entry["errors_in_a_row"] = 0
+            entry["last_ok"] = time.time()
+        return entry
+
+    # atomic: two workers finishing polls of one feed together must both be counted
+    state.update(f"{POLL_PREFIX}{exchange}:{kind}:{symbol}", count)
 
 
 def poll_statuses(state, now: float | None = None) -> dict:

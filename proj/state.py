@@ -2,10 +2,12 @@
 
 Redis (COLLECTOR_REDIS_URL) when there is one, so that status works from any machine;
 otherwise JSON files under the data folder, for the embedded single-machine default.
-Values are small JSON documents; writes replace a key whole (atomically in both backends).
+Values are small JSON documents; writes replace a key whole (atomically in both backends), and
+update() is a read-modify-write that no other process's update of the same key can interleave.
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import time
 import uuid
@@ -38,6 +40,14 @@ class FileState:
             return orjson.loads(self._key_path(key).read_bytes())
         except (FileNotFoundError, orjson.JSONDecodeError):
             return None
+
+    def update(self, key: str, change) -> dict:
+        """put(key, change(get(key))) under an exclusive lock of the key's own lock file."""
+        with open(self._key_path(key).with_suffix(".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            value = change(self.get(key))
+            self.put(key, value)
+            return value
 
     def get_prefix(self, prefix: str) -> dict[str, dict]:
         found = {}
@@ -85,6 +95,20 @@ class RedisState:
     def get(self, key: str) -> dict | None:
         raw = self.redis.get(PREFIX + key)
         return orjson.loads(raw) if raw else None
+
+    def update(self, key: str, change) -> dict:
+        """put(key, change(get(key))) in a WATCH/MULTI transaction, tried again if another
+        process wrote the key in between (change may run more than once)."""
+        result = {}
+
+        def attempt(pipe):
+            raw = pipe.get(PREFIX + key)
+            result["value"] = change(orjson.loads(raw) if raw else None)
+            pipe.multi()
+            pipe.set(PREFIX + key, orjson.dumps(result["value"]))
+
+        self.redis.transaction(attempt, PREFIX + key)
+        return result["value"]
 
     def get_prefix(self, prefix: str) -> dict[str, dict]:
         keys = sorted(self.redis.scan_iter(match=PREFIX + prefix + "*", count=500))
