@@ -24,27 +24,33 @@ import orjson
 from . import settings
 from .records import CollectorError
 
-# The window: a ZSET of the requests made (member "id:weight", score = time), beside the running
-# sum of their weights, so that a request costs the entries that left the window, not a walk
-# over all it holds (with 5,000 held, a walk took ~5 ms of Redis time a request).
-# KEYS[1] the ZSET, KEYS[2] the pause-until key, KEYS[3] the sum. ARGV[1] now, ARGV[2] span.
+# The window: a ZSET of the requests made (member "id:weight", score = time), beside a hash of
+# the sum of their weights and their number, so that a request costs the entries that left the
+# window, not a walk over all it holds (with 5,000 held, a walk took ~5 ms of Redis time a
+# request). When the number held is not the ZSET's own count (the hash or the ZSET evicted or
+# deleted alone, an older release's workers writing the ZSET only), the sum is counted afresh.
+# KEYS[1] the ZSET, KEYS[2] the pause-until key, KEYS[3] the hash. ARGV[1] now, ARGV[2] span.
 # After the prelude, `used` is the weight of what the window holds at `now`.
 _PRUNE = """
 local now, span = tonumber(ARGV[1]), tonumber(ARGV[2])
 local function weight_of(member) return tonumber(string.match(member, ':(%d+)$')) end
 local cutoff = now - span
-local used = tonumber(redis.call('GET', KEYS[3]) or '')
-if used then
-  local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff)
+local sums = redis.call('HMGET', KEYS[3], 'used', 'held')
+local used, held = tonumber(sums[1]), tonumber(sums[2])
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff)
+if #gone > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', cutoff) end
+if used and held then
   for i = 1, #gone do used = used - weight_of(gone[i]) end
-  if #gone > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', cutoff) end
-else   -- no sum yet (first use, or it expired with the window): count what is held
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', cutoff)
-  used = 0
-  for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do used = used + weight_of(member) end
+  held = held - #gone
 end
-local function keep(total)
-  redis.call('SET', KEYS[3], total)
+if not used or not held or held ~= redis.call('ZCARD', KEYS[1]) or used < 0 then
+  used, held = 0, 0
+  for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+    used, held = used + weight_of(member), held + 1
+  end
+end
+local function keep(total, count)
+  redis.call('HSET', KEYS[3], 'used', total, 'held', count)
   redis.call('EXPIRE', KEYS[1], math.ceil(span) + 1)
   redis.call('EXPIRE', KEYS[3], math.ceil(span) + 1)
 end
@@ -54,13 +60,13 @@ end
 _ACQUIRE = _PRUNE + """
 local budget, weight = tonumber(ARGV[3]), tonumber(ARGV[4])
 local paused = tonumber(redis.call('GET', KEYS[2]) or '0')
-if paused > now then keep(used) return tostring(paused - now) end
+if paused > now then keep(used, held) return tostring(paused - now) end
 if used + weight <= budget then
   redis.call('ZADD', KEYS[1], now, ARGV[5] .. ':' .. weight)
-  keep(used + weight)
+  keep(used + weight, held + 1)
   return '0'
 end
-keep(used)
+keep(used, held)
 -- wait until enough of the oldest entries have left the window (only when over budget)
 local entries = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 local freed = 0
@@ -77,10 +83,10 @@ return tostring(span)
 _TOP_UP = _PRUNE + """
 local reported = tonumber(ARGV[3])
 if reported > used then
-  redis.call('ZADD', KEYS[1], now, ARGV[4] .. ':' .. (reported - used))
-  used = reported
+  redis.call('ZADD', KEYS[1], now, ARGV[4] .. ':' .. string.format('%d', reported - used))
+  used, held = reported, held + 1
 end
-keep(used)
+keep(used, held)
 return used
 """
 
@@ -104,7 +110,7 @@ class RedisWindow:
     @staticmethod
     def _keys(name: str) -> list[str]:
         key = f"collector:ratelimit:{name}"
-        return [key, f"{key}:pause", f"{key}:used"]
+        return [key, f"{key}:pause", f"{key}:sum"]
 
     def try_acquire(self, name: str, budget: tuple, weight: int) -> float:
         wait = self.acquire_script(keys=self._keys(name),
@@ -126,8 +132,9 @@ class RedisWindow:
 
     def top_up(self, name: str, budget: tuple, used: int) -> None:
         """Count the weight the exchange says was used that this window does not know of."""
+        reported = min(int(used), int(budget[0]))   # beyond the budget it means "all of it"
         self.top_up_script(keys=self._keys(name),
-                           args=[time.time(), budget[1], int(used), uuid.uuid4().hex[:12]])
+                           args=[time.time(), budget[1], reported, uuid.uuid4().hex[:12]])
 
 
 class FileWindow:

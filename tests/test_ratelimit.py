@@ -69,26 +69,36 @@ def test_budget_wait_longer_than_the_attempt_is_rate_limited(fresh_sim, monkeypa
 @pytest.mark.services
 def test_redis_window_keeps_its_running_sum_exact():
     # The window keeps the sum of its weights beside its entries: entries leaving the window,
-    # the exchange's reported usage and a window without a sum (an older release's) all count.
+    # the exchange's reported usage, a sum lost and an entry list lost all count right.
     import uuid
 
     from proj import ratelimit
     window = ratelimit.RedisWindow("redis://127.0.0.1:6379/15")
     name = f"test_{uuid.uuid4().hex[:8]}"
     key = f"collector:ratelimit:{name}"
+
+    def used():
+        return int(window.redis.hget(f"{key}:sum", "used"))
+
     budget = (3, 0.5)   # 3 a half second
     try:
         assert [window.try_acquire(name, budget, 1) for _ in range(3)] == [0, 0, 0]
         assert 0 < window.try_acquire(name, budget, 1) <= 0.5
-        assert int(window.redis.get(f"{key}:used")) == 3
+        assert used() == 3
         time.sleep(0.6)                                  # all three left the window
         assert window.try_acquire(name, budget, 2) == 0
-        assert int(window.redis.get(f"{key}:used")) == 2
+        assert used() == 2
         window.top_up(name, budget, 3)                   # the exchange counted one more
-        assert int(window.redis.get(f"{key}:used")) == 3
+        assert used() == 3
         assert window.try_acquire(name, budget, 1) > 0
-        window.redis.delete(f"{key}:used")               # no sum: counted from the entries
+        window.redis.delete(f"{key}:sum")                # no sum: counted from the entries
         assert window.try_acquire(name, budget, 1) > 0
-        assert int(window.redis.get(f"{key}:used")) == 3
+        assert used() == 3
+        window.redis.delete(key)                         # no entries (evicted, deleted by hand)
+        assert window.try_acquire(name, budget, 1) == 0
+        assert used() == 1
+        window.top_up(name, budget, 10 ** 20)            # absurd usage reports: the whole budget
+        assert used() == 3
+        assert window.try_acquire(name, budget, 1) > 0
     finally:
         window.reset(name)
