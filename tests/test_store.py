@@ -302,3 +302,20 @@ def test_bulk_writes_keep_every_rule(store):
     assert store.count("trade") == n
     more = [trade(f"m{i}") for i in range(n)]
     assert store.write(more) == n
+
+
+def test_str_and_int_subclasses_are_stored_as_their_plain_values(store):
+    import enum
+
+    class Side(str, enum.Enum):
+        SELL = "sell"
+
+    class Tricky(str):
+        pass
+
+    # 60 rows: PostgreSQL's bulk (COPY) path as well as the row-by-row one
+    trades = [trade(Tricky(f"t\t{i}"), side=Side.SELL, timestamp=T0 + i) for i in range(60)]
+    assert store.write(trades) == 60
+    stored = store.fetch("trade", limit=None)
+    assert {row["side"] for row in stored} == {"sell"}
+    assert sorted(row["id"] for row in stored) == sorted(f"t\t{i}" for i in range(60))

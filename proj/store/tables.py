@@ -220,4 +220,10 @@ def _encode(record_type: str, column: Column, record: Mapping):
                 valid = False
     if not valid:
         raise InvalidRecord(f"{record_type} record: bad {column.name!r}: {value!r}")
+    # plain str and int, not a subclass's (an Enum member's str() is its name): the bulk path
+    # writes str(value)
+    if column.kind in (TEXT, DECIMAL) and type(value) is not str:
+        return str.__str__(value)
+    if column.kind == INTEGER and type(value) is not int:
+        return int(value)
     return value
