@@ -7,10 +7,13 @@ under three minutes, for CI (tests/test_bench.py) and a first look.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import importlib
 import json
+import os
 import platform
 import sys
+import tempfile
 import time
 
 BENCHMARKS = ("ingest", "delay", "rtt", "normalize", "polls", "memory")
@@ -29,6 +32,7 @@ def main(argv=None) -> int:
     unknown = set(args.names) - set(BENCHMARKS)
     if unknown:
         parser.error(f"unknown benchmark {', '.join(sorted(unknown))} (one of {', '.join(BENCHMARKS)})")
+    hold_machine()
     started = time.monotonic()
     results = []
     for name in args.names or BENCHMARKS:
@@ -51,8 +55,22 @@ def main(argv=None) -> int:
     return 0
 
 
+def hold_machine() -> None:
+    """One suite at a time on a machine: the benchmarks' vhosts, schemas and Redis keys have
+    fixed names, and two runs would also share the cores they measure. Held until exit."""
+    global _lock
+    _lock = open(os.path.join(tempfile.gettempdir(), "collector-bench.lock"), "w")
+    try:
+        fcntl.flock(_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print("bench: another benchmark run holds this machine; waiting for it", file=sys.stderr)
+        fcntl.flock(_lock, fcntl.LOCK_EX)
+
+
+_lock = None
+
+
 def machine() -> str:
-    import os
     return (f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
             f"{platform.system()} {platform.release()}")
 

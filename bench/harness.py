@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -28,17 +30,19 @@ def use_real_services() -> None:
 
 
 class Worker:
-    """A Celery worker subprocess, stopped on exit."""
+    """A Celery worker subprocess (in a process group of its own), stopped on exit."""
 
     def __init__(self, queues: str = "celery,poll,publish,ingest", concurrency: int = 2,
                  pool: str = "prefork", env: dict | None = None, app: str = "proj"):
         self.log = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-worker-{uuid.uuid4().hex[:6]}.log"
+        self.node = f"bench-{uuid.uuid4().hex[:6]}@{socket.gethostname()}"
         cmd = [sys.executable, "-m", "celery", "-A", app, "worker", "--loglevel", "WARNING",
                "-Q", queues, "--concurrency", str(concurrency), "--pool", pool,
-               "-n", f"bench-{uuid.uuid4().hex[:6]}@%h", "--without-gossip", "--without-mingle"]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, **(env or {})),
-                                     stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+               "-n", self.node, "--without-gossip", "--without-mingle"]
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, **(env or {})),
+                                         stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
 
     def __enter__(self):
         try:
@@ -54,16 +58,22 @@ class Worker:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker exited: {self.log.read_text()[-2000:]}")
-            if app.control.ping(timeout=0.5):
+            if app.control.ping(destination=[self.node], timeout=0.5):   # this one, no other
                 return self
         raise RuntimeError("worker did not answer")
 
     def __exit__(self, *exc):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        """Warm shutdown of the whole group (the pool processes too), killed if it lingers."""
+        for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 5)):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                self.proc.wait(timeout=wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
 
 
 def time_calls(call, runs: int) -> list[float]:
@@ -109,15 +119,16 @@ def _round(value: float) -> float:
 def use_own_vhost(name: str) -> str:
     """Move this process (and the workers it starts after) to a RabbitMQ vhost of its own, so
     that benchmarks run at the same time neither purge nor consume each other's queues (as the
-    tests do with theirs). Call after use_real_services(); stays put if rabbitmqctl cannot."""
+    tests do with theirs). Call after use_real_services(). Refuses to go on without one: the
+    shared vhost is a running collector's, and a benchmark purges the queues it uses."""
     try:
         subprocess.run(["rabbitmqctl", "add_vhost", name], capture_output=True, timeout=60)
         done = subprocess.run(["rabbitmqctl", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"],
                               capture_output=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
-        return os.environ["COLLECTOR_BROKER_URL"]
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise RuntimeError(f"cannot make the RabbitMQ vhost {name} (rabbitmqctl: {exc})") from exc
     if done.returncode != 0:
-        return os.environ["COLLECTOR_BROKER_URL"]
+        raise RuntimeError(f"cannot make the RabbitMQ vhost {name}: {done.stderr.decode()[-500:]}")
     from urllib.parse import urlsplit
     parts = urlsplit(SERVICES["COLLECTOR_BROKER_URL"])
     url = f"{parts.scheme}://{parts.netloc}/{name}"
