@@ -40,6 +40,18 @@ class Ids:
             return list(range(first, first + count))
 
 
+NOT_JSON = object()   # read_client_json's answer for a frame that is no JSON at all
+
+
+def read_client_json(message: Frame) -> Any:
+    """What a client sent, decoded, or NOT_JSON (bytes that are not UTF-8, text that is not
+    JSON): each exchange answers that in its own words."""
+    try:
+        return json.loads(message.decode() if isinstance(message, bytes) else message)
+    except ValueError:   # UnicodeDecodeError and JSONDecodeError alike
+        return NOT_JSON
+
+
 def paced_send(session: WsSession, frame: Frame,
                send: Callable[[WsSession, Frame], Any] | None = None) -> None:
     """Send `frame` once the connection's writer queue (bounded) is below half full."""

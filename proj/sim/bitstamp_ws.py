@@ -24,14 +24,13 @@ apart from (always above) the REST tids.
 """
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from ._livefeed import Ids, LiveFeed, dumps, paced_send
+from ._livefeed import NOT_JSON, Ids, LiveFeed, dumps, paced_send, read_client_json
 from .bitstamp import (BOOK_DEPTH, LEVEL_GAP_FRACTION, MAX_PAIRS, PAIRS, SPREAD_FRACTION,
                        TID_EPOCH, Market, PairSpec)
 from .wsserver import Frame, WsRoute, WsServer, WsSession
@@ -225,10 +224,8 @@ class BitstampWs(LiveFeed):
     # -- what clients send ----------------------------------------------------------------------
 
     def on_message(self, session: WsSession, message: Frame) -> None:
-        try:
-            text = message.decode() if isinstance(message, bytes) else message
-            document = json.loads(text)
-        except ValueError:   # UnicodeDecodeError and JSONDecodeError alike
+        document = read_client_json(message)
+        if document is NOT_JSON:
             session.send(error_frame(BAD_JSON))
             return
         if not isinstance(document, dict):

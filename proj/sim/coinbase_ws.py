@@ -31,7 +31,6 @@ Trade ids are exchange-wide, unique and increasing, and always above the REST si
 from __future__ import annotations
 
 import functools
-import json
 import math
 import threading
 import time
@@ -39,7 +38,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from ._livefeed import Ids, LiveFeed, dumps, paced_send
+from ._livefeed import NOT_JSON, Ids, LiveFeed, dumps, paced_send, read_client_json
 from .bitstamp import MAX_PAIRS
 from .bitstamp_ws import EPOCH_US, LiveBook
 from .coinbase import PRODUCTS, Product, ProductSpec, rfc3339
@@ -160,10 +159,8 @@ class CoinbaseWs(LiveFeed):
     # -- what clients send ----------------------------------------------------------------------
 
     def on_message(self, session: WsSession, message: Frame) -> None:
-        try:
-            text = message.decode() if isinstance(message, bytes) else message
-            document = json.loads(text)
-        except ValueError:   # UnicodeDecodeError and JSONDecodeError alike
+        document = read_client_json(message)
+        if document is NOT_JSON:
             session.send(error_frame(FAILED_TO_PARSE))
             return
         if not isinstance(document, dict):

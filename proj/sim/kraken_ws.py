@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
-from ._livefeed import Ids, LiveFeed
+from ._livefeed import NOT_JSON, Ids, LiveFeed, read_client_json
 from .bitstamp_ws import LiveBook
 from .kraken import PAIRS, KrakenMarket, KrakenPair
 from .wsserver import Frame, WsRoute, WsServer, WsSession
@@ -139,10 +139,8 @@ class KrakenWs(LiveFeed):
 
     def on_message(self, session: WsSession, message: Frame) -> None:
         received = time.time()
-        try:
-            text = message.decode() if isinstance(message, bytes) else message
-            document = json.loads(text)
-        except ValueError:   # UnicodeDecodeError and JSONDecodeError alike
+        document = read_client_json(message)
+        if document is NOT_JSON:
             self._send(session, dumps({"error": "Malformed request", "success": False,
                                        **_stamps(received)}))
             return
